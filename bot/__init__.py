@@ -1,0 +1,1 @@
+"""The municipal chat assistant: custom actions, form engine and case store."""

@@ -1,0 +1,1 @@
+"""Channels and external systems: web widget, KCC, ZGW, Signalen."""
