@@ -43,15 +43,21 @@ def cases_db_url() -> str:
 
 
 def template_vars() -> Dict[str, str]:
-    """Values every response may use, e.g. ``{kcc_telefoon}``."""
+    """Values every response may use, e.g. ``{kcc_telefoon}``; set as slots at session start."""
     g = gemeente()
-    return {
+    values = {
         "gemeente_naam": g["gemeente"]["naam"],
         "assistent_naam": g["assistent"]["naam"],
         "kcc_telefoon": g["kcc"]["telefoon"],
         "kcc_openingstijden": g["kcc"]["openingstijden_tekst"],
         "website": g["gemeente"]["website"],
+        "balie_naam": g["balie"]["naam"],
         "balie_adres": g["balie"]["adres"],
         "afspraak_link": g["balie"]["afspraak_link"],
         "hulpplein_tekst": g["hulpplein"]["tekst"],
     }
+    # Per product answer: {link_<intent>} and {kosten_<intent>}.
+    for intent, product in (g.get("producten") or {}).items():
+        values[f"link_{intent}"] = product.get("link", g["gemeente"]["website"])
+        values[f"kosten_{intent}"] = product.get("kosten", "")
+    return values

@@ -1,0 +1,41 @@
+"""Train the Rasa model only when its inputs changed; print the model path.
+
+The fingerprint covers config.yml, domain.yml, everything under data/ and the
+spaCy pipeline. A model for the same fingerprint is reused as it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INPUTS = ["config.yml", "domain.yml", "data", "models/spacy_nl/config.cfg"]
+
+
+def fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in INPUTS:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_model() -> Path:
+    name = f"nlu-core-{fingerprint()}"
+    model = ROOT / "models" / f"{name}.tar.gz"
+    if not model.exists():
+        print(f"Training {model.name} (data or config changed) ...", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "rasa", "train", "--fixed-model-name", name, "--out", "models",
+             "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
+            cwd=ROOT, check=True, stdout=sys.stderr)
+    return model
+
+
+if __name__ == "__main__":
+    print(ensure_model().relative_to(ROOT))
