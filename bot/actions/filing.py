@@ -141,7 +141,7 @@ class ActionFlowSubmit(Action):
                 dispatcher.utter_message(text="Uw afspraak is afgezegd. U hoeft niets meer te doen.")
             else:
                 booking = store.reschedule_booking(code, slots["afspraak_moment"]["slot_id"])
-                moment = engine.format_moment(booking.slot.local_start)
+                moment = engine.format_moment(engine._local(booking.slot.local_start))
                 dispatcher.utter_message(text=f"Uw afspraak is verzet naar {moment}. Uw code blijft {booking.code}.")
         except Exception as error:  # noqa: BLE001
             if type(error).__name__ == "SlotTaken":

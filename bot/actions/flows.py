@@ -28,6 +28,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot import config, validators
 from bot.actions import common
+from bot.nlu.guard import input_problem
 from bot.validators import Invalid
 
 logger = logging.getLogger(__name__)
@@ -198,11 +199,12 @@ def _slot_options(step: Step, slots: Dict[Text, Any]) -> List[Option]:
     on_date = slots.get(DATE_FILTER_SLOT)
     free = _store().free_slots(kind, after=after, limit=4,
                                on_date=dt.date.fromisoformat(on_date) if on_date else None)
-    return [Option({"slot_id": s.id, "start": _naive(s.start).isoformat(timespec="minutes")},
-                   format_moment(_naive(s.start))) for s in free]
+    return [Option({"slot_id": s.id, "start": _local(s.local_start).isoformat(timespec="minutes")},
+                   format_moment(_local(s.local_start))) for s in free]
 
 
-def _naive(moment: dt.datetime) -> dt.datetime:
+def _local(moment: dt.datetime) -> dt.datetime:
+    """Local (Dutch) wall-clock time without tzinfo, as citizens read it."""
     return moment.replace(tzinfo=None)
 
 
@@ -455,14 +457,10 @@ def _clear_step(flow: Flow, step: Step) -> List[EventType]:
 
 
 def _input_problem(answer: Text) -> Optional[Text]:
-    """A reason the message cannot be an answer at all, or None."""
-    if not answer.strip():
-        return "U heeft nog niets getypt. Typt u uw antwoord?"
-    if len(answer) > 1000:
-        return "Uw bericht is te lang. Typt u een kort antwoord van ten hoogste 1000 tekens?"
-    if validators.looks_like_markup(answer):
-        return "Ik kan alleen gewone tekst lezen. Typt u uw antwoord in gewone woorden?"
-    return None
+    """A reason the message cannot be an answer at all, or None. Letter-less
+    answers (a house number, a menu number) are left to the step's parser."""
+    kind = input_problem(answer)
+    return text(f"invoer_{kind}") if kind in ("leeg", "te_lang", "opmaak") else None
 
 
 def handle_message(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flow) -> List[EventType]:
@@ -544,7 +542,10 @@ def handle_message(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flo
         else:
             slots[requested] = value
             events += [SlotSet(requested, value), SlotSet(ERRORS_SLOT, 0), SlotSet(DATE_FILTER_SLOT, None)]
-            return events + [SlotSet(REQUESTED_SLOT, flow.next_slot(slots))]
+            following = flow.next_slot(slots)
+            if following is None:  # a flow without summary is complete now
+                events.append(SlotSet(OUTCOME_SLOT, "bevestigd"))
+            return events + [SlotSet(REQUESTED_SLOT, following)]
 
     # Not a valid answer. An FAQ in between gets its answer; else the reason.
     if _is_faq(intent, confidence, answer, step, flow):

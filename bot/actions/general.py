@@ -7,7 +7,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import validators
+from bot.nlu.guard import input_problem
 from bot.actions import common
 from bot.actions.flows import all_flows
 
@@ -46,53 +46,34 @@ class ActionStartFlow(Action):
         return []
 
 
-def input_problem_response(text: Text) -> Text | None:
-    """The response for input that cannot be a question at all, or None."""
-    if not text.strip():
-        return "utter_input_empty"
-    if len(text) > 1000:
-        return "utter_input_too_long"
-    if validators.looks_like_markup(text):
-        return "utter_input_markup"
-    if not validators.has_letters(text):
-        return "utter_input_no_letters"
-    return None
-
-
 def previous_turn_was_fallback(tracker: Tracker) -> bool:
     """Did the bot also fail to understand the citizen's previous message?"""
-    seen_latest_user = False
+    users_seen = 0
     for event in reversed(tracker.events):
         if event.get("event") == "user":
-            if seen_latest_user:
+            users_seen += 1
+            if users_seen == 2:
                 return False
-            seen_latest_user = True
-        elif seen_latest_user and event.get("event") == "action":
-            if event.get("name") == "action_fallback":
-                return True
-            if event.get("name") not in ("action_listen", None):
-                return False
+        elif users_seen == 1 and event.get("event") == "action" and event.get("name") == "action_fallback":
+            return True
     return False
 
 
 FALLBACK_SLOT = "fallback_soort"
-_PROBLEM_KIND = {"utter_input_empty": "leeg", "utter_input_too_long": "te_lang",
-                 "utter_input_markup": "opmaak", "utter_input_no_letters": "geen_letters"}
 
 
 class ActionFallback(Action):
     """Not understood. Sets ``fallback_soort``; the rules pick the answer:
-    a reason for unusable input, else ask again with topic buttons, and the
-    second time in a row click-call-face (website, 14 0164 with hours, counter)."""
+    the reason for unusable input (empty, too long, HTML, no letters), else ask
+    again with topic buttons, and when the previous message was not understood
+    either: click-call-face (website, 14 0164 with hours, counter)."""
 
     def name(self) -> Text:
         return "action_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        if previous_turn_was_fallback(tracker):
-            kind = "opnieuw_niet_begrepen"
-        else:
-            problem = input_problem_response(common.latest_text(tracker))
-            kind = _PROBLEM_KIND[problem] if problem else "niet_begrepen"
+        kind = input_problem(common.latest_text(tracker))
+        if kind is None:
+            kind = "opnieuw_niet_begrepen" if previous_turn_was_fallback(tracker) else "niet_begrepen"
         return [SlotSet(FALLBACK_SLOT, kind)]
