@@ -29,6 +29,8 @@ NLU_DATA = ROOT / "data" / "nlu"
 HELDOUT = ROOT / "tests" / "nlu_test.yml"
 DEFAULT_CONFIG = ROOT / "bench" / "config_default.yml"
 FALLBACK_INTENT = "nlu_fallback"
+if str(ROOT) not in sys.path:  # custom components (bot.nlu.guard) load in-process
+    sys.path.insert(0, str(ROOT))
 
 Example = Tuple[str, str]  # (text, intent)
 
@@ -76,10 +78,21 @@ def folds(examples: Sequence[Example], n_folds: int = 3,
 
 # ------------------------------------------------------------------- prediction
 
+def quiet_logs() -> None:
+    """Rasa logs every parse at debug level unless structlog is configured."""
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)
+
+
 def load_agent(model: Path | str) -> Any:
     """Load a trained model in-process (cwd must be the repo root for SpacyNLP)."""
     from rasa.core.agent import Agent
 
+    quiet_logs()
     os.chdir(ROOT)
     return Agent.load(str(model))
 
@@ -119,6 +132,7 @@ class Scores:
     confusions: List[Tuple[str, str, int]]  # (true, predicted, count), most frequent first
     errors: List[Tuple[str, str, str, float]] = field(default_factory=list)  # text, true, pred, conf
     predictions: List[str] = field(default_factory=list)
+    parses: List[Dict[str, Any]] = field(default_factory=list, repr=False)
 
     def report(self, max_errors: int = 60) -> str:
         lines = [f"n={self.n} accuracy={self.accuracy:.3f} macro-F1={self.macro_f1:.3f} "
@@ -162,19 +176,67 @@ def score(y_true: Sequence[str], y_pred: Sequence[str], texts: Optional[Sequence
         predictions=list(y_pred))
 
 
-def evaluate(model: Path | str | Any, examples: Sequence[Example]) -> Scores:
-    """Parse the examples with the model and score the top intent."""
+def apply_fallback(parse: Dict[str, Any], threshold: float, ambiguity: float) -> str:
+    """The intent FallbackClassifier(threshold, ambiguity_threshold) would give this parse.
+
+    Works from the ranking before any fallback, so a threshold can be tuned
+    without retraining. A fallback with an empty ranking (InputGuard) stays.
+    """
+    ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != FALLBACK_INTENT]
+    if not ranking:
+        return top_intent(parse)
+    first = ranking[0]
+    if first["confidence"] < threshold:
+        return FALLBACK_INTENT
+    if len(ranking) > 1 and first["confidence"] - ranking[1]["confidence"] < ambiguity:
+        return FALLBACK_INTENT
+    return first["name"]
+
+
+def score_parses(examples: Sequence[Example], parses: Sequence[Dict[str, Any]],
+                 fallback: Optional[Tuple[float, float]] = None) -> Scores:
+    """Score parses as served, or re-applying the fallback at (threshold, ambiguity)."""
     texts = [text for text, _ in examples]
-    parses = predict(model, texts)
-    return score([intent for _, intent in examples], [top_intent(p) for p in parses], texts,
-                 [float((p.get("intent") or {}).get("confidence") or 0.0) for p in parses])
+    if fallback is None:
+        predicted = [top_intent(p) for p in parses]
+    else:
+        predicted = [apply_fallback(p, *fallback) for p in parses]
+    confidences = [float(next((r["confidence"] for r in p.get("intent_ranking") or []
+                               if r.get("name") != FALLBACK_INTENT), 0.0)) for p in parses]
+    return score([intent for _, intent in examples], predicted, texts, confidences)
+
+
+def evaluate(model: Path | str | Any, examples: Sequence[Example]) -> Scores:
+    """Parse the examples with the model and score the top intent as served."""
+    parses = predict(model, [text for text, _ in examples])
+    result = score_parses(examples, parses)
+    result.parses = parses
+    return result
+
+
+def sweep(examples: Sequence[Example], parses: Sequence[Dict[str, Any]],
+          thresholds: Sequence[float] = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6),
+          ambiguities: Sequence[float] = (0.0, 0.05, 0.1)) -> List[Dict[str, float]]:
+    """Macro-F1, accuracy and fallback share for each fallback setting."""
+    rows = []
+    for threshold in thresholds:
+        for ambiguity in ambiguities:
+            sc = score_parses(examples, parses, (threshold, ambiguity))
+            rows.append({"threshold": threshold, "ambiguity": ambiguity, "macro_f1": sc.macro_f1,
+                         "accuracy": sc.accuracy, "fallback": sc.fallback_rate,
+                         "wrong_answer": 1 - sc.accuracy - sc.fallback_rate})
+    return rows
 
 
 # --------------------------------------------------------------------- training
 
 def train(config: Path | str, out_dir: Path | str, name: str, nlu_only: bool = True,
           data: Optional[Sequence[Path | str]] = None, force: bool = False) -> Tuple[Path, float]:
-    """Train with `rasa train [nlu]` in a subprocess; return (model path, seconds)."""
+    """Train with `rasa train [nlu]` in a subprocess; return (model path, seconds).
+
+    Rasa's training cache goes to a fresh folder inside `out_dir`, so nothing
+    is reused from earlier trainings and the shared `.rasa/cache` stays clean.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "rasa", "train"]
@@ -185,7 +247,7 @@ def train(config: Path | str, out_dir: Path | str, name: str, nlu_only: bool = T
     cmd += ["--config", str(config), "--out", str(out_dir), "--fixed-model-name", name]
     if force:
         cmd.append("--force")
-    env = dict(os.environ, **ENV)
+    env = dict(os.environ, **ENV, RASA_CACHE_DIRECTORY=str(out_dir / ".rasa-cache"))
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -199,6 +261,7 @@ class Result:
     config: str
     heldout: Optional[Scores] = None
     cv: Optional[Scores] = None  # all CV test folds pooled
+    cv_examples: List[Example] = field(default_factory=list, repr=False)
     cv_fold_f1: List[float] = field(default_factory=list)
     train_seconds: List[float] = field(default_factory=list)
 
@@ -227,8 +290,7 @@ def cross_validate(config: Path | str, workdir: Path, n_folds: int = 3, seed: in
     """Own stratified k-fold loop over data/nlu (same folds for every config)."""
     examples = load_examples(NLU_DATA)
     result = Result(str(config))
-    pooled_true: List[str] = []
-    pooled_pred: List[str] = []
+    pooled: List[Dict[str, Any]] = []
     for i, (train_part, test_part) in enumerate(folds(examples, n_folds, seed)):
         fold_dir = workdir / f"fold{i}"
         fold_dir.mkdir(parents=True, exist_ok=True)
@@ -237,11 +299,12 @@ def cross_validate(config: Path | str, workdir: Path, n_folds: int = 3, seed: in
         result.train_seconds.append(seconds)
         fold_scores = evaluate(model, test_part)
         result.cv_fold_f1.append(fold_scores.macro_f1)
-        pooled_true += [intent for _, intent in test_part]
-        pooled_pred += fold_scores.predictions
+        result.cv_examples += list(test_part)
+        pooled += fold_scores.parses
         print(f"  {Path(config).name} fold {i}: macro-F1 {fold_scores.macro_f1:.3f} "
               f"acc {fold_scores.accuracy:.3f} train {seconds:.0f}s", file=sys.stderr, flush=True)
-    result.cv = score(pooled_true, pooled_pred)
+    result.cv = score_parses(result.cv_examples, pooled)
+    result.cv.parses = pooled
     return result
 
 
@@ -254,6 +317,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--json", help="append result rows to this JSON-lines file")
     parser.add_argument("--verbose", action="store_true", help="print per-intent reports")
+    parser.add_argument("--sweep", action="store_true", help="macro-F1 per fallback threshold")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nlu-eval-") as tmp:
         for config in args.configs:
@@ -261,8 +325,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             result = heldout(config, work) if args.mode == "heldout" else cross_validate(config, work, args.folds)
             row = result.row()
             print(json.dumps(row))
+            scores = result.heldout or result.cv
+            examples = load_examples(HELDOUT) if result.heldout else result.cv_examples
             if args.verbose:
-                print((result.heldout or result.cv).report())
+                print(scores.report())
+            if args.sweep:
+                row["sweep"] = sweep(examples, scores.parses)
+                for r in row["sweep"]:
+                    print("  threshold {threshold:.2f} ambiguity {ambiguity:.2f}: macro-F1 {macro_f1:.3f} "
+                          "acc {accuracy:.3f} fallback {fallback:.1%} wrong {wrong_answer:.1%}".format(**r))
             if args.json:
                 with open(args.json, "a") as fh:
                     fh.write(json.dumps({"mode": args.mode, **row}) + "\n")

@@ -39,3 +39,18 @@ def pg_url() -> Iterator[str]:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def bot(tmp_path_factory):
+    """The real assistant (action server + Rasa with the REST channel) on free
+    localhost ports, with its own SQLite tracker and case store."""
+    from tests.servers import start_bot
+
+    running = start_bot(tmp_path_factory.mktemp("bot"),
+                        extra_env={"IDENTITY_JWT_SECRET": IDENTITY_TEST_SECRET})
+    yield running
+    running.stop()
+
+
+IDENTITY_TEST_SECRET = "test-identity-secret-for-the-rest-tests-0123456789"

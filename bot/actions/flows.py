@@ -523,6 +523,10 @@ def handle_message(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flo
         return events + [SlotSet(REQUESTED_SLOT, mentioned.slot)]
 
     step = flow.step(requested)
+    faq = _is_faq(intent, confidence, answer, step, flow)
+    if faq and step.type in FREE_TEXT_TYPES:
+        # A question such as "wat kost een paspoort?" is not a description.
+        return events + _answer_faq(dispatcher, intent, requested)
     problem = _input_problem(answer)
     if problem is None:
         try:
@@ -548,10 +552,8 @@ def handle_message(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flo
             return events + [SlotSet(REQUESTED_SLOT, following)]
 
     # Not a valid answer. An FAQ in between gets its answer; else the reason.
-    if _is_faq(intent, confidence, answer, step, flow):
-        dispatcher.utter_message(response=f"utter_{intent}")
-        dispatcher.utter_message(text=text("faq_terug"))
-        return events + [SlotSet(REQUESTED_SLOT, requested)]
+    if faq:
+        return events + _answer_faq(dispatcher, intent, requested)
     errors = int(slots.get(ERRORS_SLOT) or 0) + 1
     dispatcher.utter_message(text=problem)
     if errors >= MAX_ERRORS_BEFORE_KCC:
@@ -560,10 +562,21 @@ def handle_message(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flo
     return events + [SlotSet(ERRORS_SLOT, errors), SlotSet(REQUESTED_SLOT, requested)]
 
 
+# Answers in these steps are free text, so only a real question ("...?") about
+# another product counts as an FAQ in between.
+FREE_TEXT_TYPES = ("tekst", "locatie")
+
+
 def _is_faq(intent: Optional[Text], confidence: float, answer: Text, step: Step, flow: Flow) -> bool:
     if intent not in common.PRODUCT_INTENTS or intent == flow.name or confidence < 0.7:
         return False
-    return step.type != "tekst" or answer.rstrip().endswith("?")
+    return step.type not in FREE_TEXT_TYPES or answer.rstrip().endswith("?")
+
+
+def _answer_faq(dispatcher: CollectingDispatcher, intent: Text, requested: Text) -> List[EventType]:
+    dispatcher.utter_message(response=f"utter_{intent}")
+    dispatcher.utter_message(text=text("faq_terug"))
+    return [SlotSet(REQUESTED_SLOT, requested)]
 
 
 def activate(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flow) -> List[EventType]:

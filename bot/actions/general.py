@@ -1,15 +1,14 @@
-"""Conversation-level actions: session start, product answers, fallback."""
+"""Conversation-level actions: session start and fallback."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.nlu.guard import input_problem
 from bot.actions import common
-from bot.actions.flows import all_flows
 
 
 
@@ -26,24 +25,6 @@ class ActionSessionStart(Action):
         events += [SlotSet(key, value) for key, value in common.template_vars().items()
                    if key in (domain.get("slots") or {})]
         return events + [ActionExecuted("action_listen")]
-
-
-class ActionStartFlow(Action):
-    """"Ja" after ``utter_offer_flow`` starts the guided flow of the product the
-    citizen asked about; without such a product it is a plain "ja"."""
-
-    def name(self) -> Text:
-        return "action_start_flow"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[EventType]:
-        flows = all_flows()
-        for event in reversed(common.user_events(tracker)):
-            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-            if intent in flows:
-                return [FollowupAction(flows[intent].form)]
-        dispatcher.utter_message(response="utter_affirm")
-        return []
 
 
 def previous_turn_was_fallback(tracker: Tracker) -> bool:

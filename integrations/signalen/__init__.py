@@ -1,0 +1,1 @@
+"""Case backend for Signalen (meldingen openbare ruimte); see ``plugin.Plugin``."""

@@ -1,0 +1,521 @@
+"""`make bench`: measure the assistant and write docs/benchmarks.md.
+
+Not a test: it reports numbers against the targets of issue 2 and says
+honestly where they fall short. Sections run in order; each one is a function
+`(Bench) -> Section` registered in SECTIONS, so later issues add their own
+(load with 50/200 users, fuzzing, insights page render) without touching the
+others:
+
+    python scripts/bench.py                      # everything, writes docs/benchmarks.md
+    python scripts/bench.py --sections latency_sequential,memory --out /tmp/b.md
+
+Order matters on a 2-core machine: the trainings run before the servers start,
+and nothing else of ours runs while a section measures.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from scripts import nlu_eval  # noqa: E402
+from tests.servers import Bot, model_path, new_sender, start_bot  # noqa: E402
+
+TARGETS = {
+    "p95_concurrent_ms": 150.0,
+    "cold_start_s": 20.0,
+    "train_s": 180.0,
+}
+
+# Questions that get a direct answer (no guided flow starts), as citizens type them.
+FAQ = [
+    "wat kost een paspoort",
+    "hoe lang duurt het aanvragen van een id kaart",
+    "mijn rijbewijs verloopt, hoe verleng ik die",
+    "wanneer wordt het gft opgehaald",
+    "waar kan ik een parkeervergunning aanvragen",
+    "ik heb een uittreksel uit de brp nodig",
+    "hoe doe ik aangifte van de geboorte van mijn dochter",
+    "mijn moeder is overleden, wat moet ik regelen",
+    "wat zijn de openingstijden van het stadskantoor",
+    "ik kan mijn aanslag gemeentelijke belastingen niet betalen",
+    "ik heb hulp nodig in het huishouden",
+    "ik ben mijn digid wachtwoord vergeten",
+    "hoeveel kost een nieuwe identiteitskaart voor mijn kind",
+    "welk afval mag in de blauwe container",
+    "telefoonnummer gemeente",
+]
+
+# A guided flow from start to "Klopt dit?" and "ja": melding openbare ruimte.
+MELDING = [
+    "er ligt een losse stoeptegel",
+    "stoep",
+    "Kerkstraat bij de speeltuin",
+    "de tegel ligt los en mensen struikelen erover",
+    "geen",
+    "geen",
+    "ja",
+]
+
+FAQ_CONVERSATION = ["hallo", "<faq>", "<faq>", "<faq>", "bedankt", "doei"]
+
+
+# ----------------------------------------------------------------------- model
+
+@dataclass
+class Row:
+    metric: str
+    value: str
+    target: str = ""
+    verdict: str = ""  # "ok", "SHORT" or ""
+
+
+@dataclass
+class Section:
+    title: str
+    rows: List[Row] = field(default_factory=list)
+    body: str = ""  # extra markdown under the table
+    notes: List[str] = field(default_factory=list)
+    data: Dict[str, Any] = field(default_factory=dict)  # raw numbers for --json
+
+
+@dataclass
+class Bench:
+    """Shared state of one benchmark run."""
+
+    workdir: Path
+    seed: int = 42
+    bot: Optional[Bot] = None
+    cold_start: Dict[str, float] = field(default_factory=dict)
+    contention: List[Tuple[str, float, int]] = field(default_factory=list)  # (section, load1, other rasa procs)
+
+    def ensure_bot(self) -> Bot:
+        """Start the servers once, measuring the cold start."""
+        if self.bot is None:
+            start = time.perf_counter()
+            bot = start_bot(self.workdir / "bot")
+            healthy = time.perf_counter() - start
+            sender = new_sender()
+            while True:
+                try:
+                    if bot.say(sender, "hallo", timeout=60):
+                        break
+                except requests.RequestException:
+                    pass
+                if time.perf_counter() - start > 300:
+                    raise TimeoutError("no reply within 300 s of starting the servers")
+                time.sleep(0.2)
+            self.cold_start = {"healthy_s": healthy, "first_reply_s": time.perf_counter() - start}
+            self.bot = bot
+        return self.bot
+
+    def stop(self) -> None:
+        if self.bot is not None:
+            self.bot.stop()
+            self.bot = None
+
+
+# --------------------------------------------------------------------- helpers
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def verdict(value: float, target: float) -> str:
+    return "ok" if value <= target else "SHORT"
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, from /proc (MB)."""
+    total = 0
+    for p in [pid, *child_pids(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def child_pids(pid: int) -> List[int]:
+    out: List[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            out += [kid, *child_pids(kid)]
+    return out
+
+
+def other_rasa_processes() -> int:
+    """Rasa servers and trainings of other people on this machine (contention)."""
+    mine = {os.getpid()}
+    count = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(proc.name) not in mine and " -m rasa " in f" {cmd} " and ("run" in cmd or "train" in cmd):
+            count += 1
+    return count
+
+
+def note_contention(bench: Bench, section: str) -> str:
+    load1 = os.getloadavg()[0]
+    others = other_rasa_processes() - (1 if bench.bot else 0)
+    bench.contention.append((section, load1, others))
+    return f"load average {load1:.2f}, other Rasa processes on the machine: {max(others, 0)}"
+
+
+def timed_say(session: requests.Session, bot: Bot, sender: str, text: str) -> Tuple[float, List[Dict[str, Any]]]:
+    start = time.perf_counter()
+    response = session.post(f"{bot.rasa_url}/webhooks/rest/webhook",
+                            json={"sender": sender, "message": text}, timeout=60)
+    elapsed = (time.perf_counter() - start) * 1000
+    response.raise_for_status()
+    return elapsed, response.json()
+
+
+def latency_rows(label: str, values: Sequence[float], target_p95: Optional[float] = None) -> List[Row]:
+    p95 = percentile(values, 95)
+    return [
+        Row(f"{label}: p50", f"{percentile(values, 50):.0f} ms"),
+        Row(f"{label}: p95", f"{p95:.0f} ms",
+            f"≤ {target_p95:.0f} ms" if target_p95 else "",
+            verdict(p95, target_p95) if target_p95 else ""),
+        Row(f"{label}: max", f"{max(values):.0f} ms"),
+    ]
+
+
+# -------------------------------------------------------------------- sections
+
+def section_nlu(bench: Bench) -> Section:
+    """Held-out accuracy and macro-F1: our pipeline vs Rasa's default pipeline."""
+    heldout = nlu_eval.load_examples(nlu_eval.HELDOUT)
+    ours = nlu_eval.evaluate(model_path(), heldout)
+    default_model, default_train_s = nlu_eval.train(
+        nlu_eval.DEFAULT_CONFIG, bench.workdir / "nlu-default", "default", force=True)
+    default = nlu_eval.evaluate(default_model, heldout)
+    section = Section("NLU on the held-out split (tests/nlu_test.yml)")
+    section.rows = [
+        Row("ours (config.yml): accuracy", f"{ours.accuracy:.3f}"),
+        Row("ours (config.yml): intent macro-F1", f"{ours.macro_f1:.3f}", "≥ 0.90",
+            "ok" if ours.macro_f1 >= 0.90 else "SHORT"),
+        Row("ours: share sent to fallback", f"{ours.fallback_rate:.1%}"),
+        Row("Rasa default pipeline: accuracy", f"{default.accuracy:.3f}"),
+        Row("Rasa default pipeline: intent macro-F1", f"{default.macro_f1:.3f}"),
+        Row("Rasa default pipeline: share sent to fallback", f"{default.fallback_rate:.1%}"),
+        Row("Rasa default pipeline: NLU training time", f"{default_train_s:.0f} s"),
+    ]
+    section.notes = [
+        f"{ours.n} held-out sentences, {len(ours.per_intent)} intents. Both pipelines train on the same "
+        "data/nlu; the default pipeline is bench/config_default.yml (`rasa init`, language nl). "
+        "A fallback counts as a miss; macro averages run over the true intents.",
+        "Lowest per-intent F1 (ours): " + ", ".join(
+            f"{k} {v['f1-score']:.2f}" for k, v in sorted(ours.per_intent.items(),
+                                                          key=lambda kv: kv[1]["f1-score"])[:5]),
+    ]
+    section.data = {"ours": _scores_dict(ours), "default": _scores_dict(default),
+                    "default_train_s": default_train_s}
+    return section
+
+
+def _scores_dict(scores: nlu_eval.Scores) -> Dict[str, Any]:
+    return {"n": scores.n, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
+            "fallback_rate": scores.fallback_rate, "confusions": scores.confusions[:15]}
+
+
+def section_training(bench: Bench) -> Section:
+    """A fresh `rasa train --force` (NLU and dialogue) of config.yml into a temp folder."""
+    contention = note_contention(bench, "training")
+    _, seconds = nlu_eval.train(ROOT / "config.yml", bench.workdir / "train", "bench",
+                                nlu_only=False, force=True)
+    section = Section("Training time")
+    section.rows = [Row("`rasa train --force` (config.yml, NLU + rules)", f"{seconds:.0f} s",
+                        f"≤ {TARGETS['train_s']:.0f} s", verdict(seconds, TARGETS["train_s"]))]
+    section.notes = [f"Wall clock incl. Python start-up, empty training cache. During training: {contention}."]
+    section.data = {"train_s": seconds}
+    return section
+
+
+def section_cold_start(bench: Bench) -> Section:
+    """Start both servers on a trained model; time until the first real reply."""
+    contention = note_contention(bench, "cold_start")
+    bench.stop()
+    bench.ensure_bot()
+    cold = bench.cold_start
+    section = Section("Cold start")
+    section.rows = [
+        Row("process start → both servers healthy", f"{cold['healthy_s']:.1f} s"),
+        Row("process start → first reply over REST", f"{cold['first_reply_s']:.1f} s",
+            f"≤ {TARGETS['cold_start_s']:.0f} s", verdict(cold["first_reply_s"], TARGETS["cold_start_s"])),
+    ]
+    section.notes = [f"Model already trained (the `make run` path after the first time). At start: {contention}."]
+    section.data = dict(cold)
+    return section
+
+
+def section_latency_sequential(bench: Bench, n: int = 200) -> Section:
+    """One message at a time: FAQ questions, a new conversation every 5 messages."""
+    bot = bench.ensure_bot()
+    contention = note_contention(bench, "latency_sequential")
+    session = requests.Session()
+    values: List[float] = []
+    empty = 0
+    sender = new_sender()
+    for i in range(n):
+        if i % 5 == 0:
+            sender = new_sender()
+        elapsed, messages = timed_say(session, bot, sender, FAQ[i % len(FAQ)])
+        values.append(elapsed)
+        empty += not messages
+    section = Section(f"REST latency, sequential ({n} FAQ messages)")
+    section.rows = latency_rows("sequential", values)
+    section.rows.append(Row("empty replies", str(empty), "0", "ok" if empty == 0 else "SHORT"))
+    section.notes = [f"Round trip of POST /webhooks/rest/webhook with keep-alive. During the run: {contention}."]
+    section.data = {"n": n, "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
+                    "max_ms": max(values), "empty": empty}
+    return section
+
+
+def _simulated_user(bot: Bot, rng: random.Random, until: float, think: Tuple[float, float],
+                    out: List[float], errors: List[str], flows: Dict[str, int], lock: threading.Lock) -> None:
+    """One citizen: alternates FAQ conversations and a melding flow until `until`."""
+    session = requests.Session()
+    time.sleep(rng.uniform(0, think[1]))
+    conversation = 0
+    while time.time() < until:
+        is_flow = conversation % 2 == 1
+        script = MELDING if is_flow else [rng.choice(FAQ) if m == "<faq>" else m for m in FAQ_CONVERSATION]
+        sender = new_sender()
+        last: List[Dict[str, Any]] = []
+        for text in script:
+            if time.time() >= until:
+                return
+            try:
+                elapsed, last = timed_say(session, bot, sender, text)
+                with lock:
+                    out.append(elapsed)
+                    if not last:
+                        errors.append(f"empty reply to {text!r}")
+            except requests.RequestException as exc:
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            time.sleep(rng.uniform(*think))
+        if is_flow:
+            filed = any("BOZ-" in (m.get("text") or "") for m in last)
+            with lock:
+                flows["completed" if filed else "not_filed"] += 1
+        conversation += 1
+
+
+def run_users(bench: Bench, users: int, seconds: float, think: Tuple[float, float] = (1.0, 3.0)) -> Dict[str, Any]:
+    """`users` simulated conversations in parallel for `seconds`; latencies in ms."""
+    bot = bench.ensure_bot()
+    values: List[float] = []
+    errors: List[str] = []
+    flows = {"completed": 0, "not_filed": 0}
+    lock = threading.Lock()
+    until = time.time() + seconds
+    threads = [threading.Thread(target=_simulated_user, daemon=True,
+                                args=(bot, random.Random(bench.seed + i), until, think, values, errors, flows, lock))
+               for i in range(users)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 120)
+    wall = time.perf_counter() - start
+    return {"users": users, "seconds": wall, "messages": len(values), "rate": len(values) / wall,
+            "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
+            "max_ms": max(values) if values else float("nan"), "errors": errors, "flows": flows,
+            "values": values}
+
+
+def section_latency_concurrent(bench: Bench, users: int = 20, seconds: float = 90) -> Section:
+    """20 citizens at once, each typing every 1–3 s: FAQ chats and a melding flow."""
+    bench.ensure_bot()
+    contention = note_contention(bench, "latency_concurrent")
+    result = run_users(bench, users, seconds)
+    section = Section(f"REST latency, {users} concurrent conversations")
+    section.rows = latency_rows(f"{users} concurrent", result["values"], TARGETS["p95_concurrent_ms"])
+    section.rows += [
+        Row("messages / throughput", f"{result['messages']} in {result['seconds']:.0f} s "
+                                     f"({result['rate']:.1f} msg/s)"),
+        Row("errors or empty replies", str(len(result["errors"])), "0",
+            "ok" if not result["errors"] else "SHORT"),
+        Row("melding flows that ended with a case number",
+            f"{result['flows']['completed']} of {sum(result['flows'].values())}"),
+    ]
+    section.notes = [
+        f"Each simulated citizen waits 1–3 s (uniform) between messages and alternates a FAQ chat "
+        f"(greet, three questions, thanks, bye) with a full melding openbare ruimte flow. "
+        f"At start: {contention}; at the end: load average {os.getloadavg()[0]:.2f}."]
+    if result["errors"]:
+        section.notes.append("First errors: " + "; ".join(result["errors"][:3]))
+    section.data = {k: v for k, v in result.items() if k != "values"}
+    return section
+
+
+def section_memory(bench: Bench) -> Section:
+    """Resident memory of both server processes after the load sections."""
+    bot = bench.ensure_bot()
+    actions, rasa = bot.procs
+    section = Section("Memory after load")
+    action_mb, rasa_mb = rss_mb(actions.pid), rss_mb(rasa.pid)
+    section.rows = [Row("Rasa server RSS", f"{rasa_mb:.0f} MB"), Row("action server RSS", f"{action_mb:.0f} MB"),
+                    Row("total", f"{rasa_mb + action_mb:.0f} MB")]
+    section.notes = ["VmRSS from /proc/<pid>/status, children included, after the latency sections."]
+    section.data = {"rasa_mb": rasa_mb, "actions_mb": action_mb}
+    return section
+
+
+Step = Callable[[Bench], Section]
+SECTIONS: Dict[str, Step] = {
+    "nlu": section_nlu,
+    "training": section_training,
+    "cold_start": section_cold_start,
+    "latency_sequential": section_latency_sequential,
+    "latency_concurrent": section_latency_concurrent,
+    "memory": section_memory,
+    # Later issues: "load_50", "load_200" (run_users with more users), "fuzz", "insights_render".
+}
+
+
+# ---------------------------------------------------------------------- report
+
+def machine_facts() -> Dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                      if l.startswith("MemTotal:"))
+    except (OSError, StopIteration):
+        mem_kb = 0
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GB",
+        "python": platform.python_version(),
+        "commit": commit + (" (with uncommitted changes)" if dirty.strip() else ""),
+    }
+
+
+def render(sections: List[Section], facts: Dict[str, str], bench: Bench, seconds: float) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (scripts/bench.py). Not a test: numbers against the targets of issue 2.",
+        "Rerun it after changing the pipeline, the data or the servers, and commit the new file.",
+        "",
+        f"- Date: {facts['date']}; commit {facts['commit']}",
+        f"- Machine: {facts['nproc']} cores ({facts['cpu']}), {facts['memory']} RAM, Python {facts['python']}",
+        f"- Run time of the whole benchmark: {seconds / 60:.1f} min",
+        "",
+        "## Summary",
+        "",
+        "| Metric | Measured | Target | |",
+        "|---|---|---|---|",
+    ]
+    for section in sections:
+        for row in section.rows:
+            if row.target:
+                lines.append(f"| {row.metric} | {row.value} | {row.target} | {row.verdict} |")
+    short = [(s.title, r) for s in sections for r in s.rows if r.verdict == "SHORT"]
+    for section in sections:
+        lines += ["", f"## {section.title}", "", "| Metric | Value | Target | |", "|---|---|---|---|"]
+        lines += [f"| {r.metric} | {r.value} | {r.target} | {r.verdict} |" for r in section.rows]
+        if section.body:
+            lines += ["", section.body]
+        if section.notes:
+            lines += [""] + [f"- {note}" for note in section.notes]
+    lines += ["", "## Where we fall short", ""]
+    if short:
+        lines += [f"- {title}: {row.metric} = {row.value} (target {row.target})." for title, row in short]
+    else:
+        lines.append("- Nothing measured here misses its target on this run.")
+    busy = [c for c in bench.contention if c[1] > 1.5 or c[2] > 0]
+    lines += ["", "## Contention", ""]
+    if busy:
+        lines.append("Other engineers ran servers, tests and trainings on this 2-core machine during the run, "
+                     "so latency and timings are pessimistic:")
+        lines += [f"- {name}: load average {load:.2f}, {max(n, 0)} other Rasa processes" for name, load, n in busy]
+    else:
+        lines.append("The machine was otherwise quiet during the measured sections (load average ≤ 1.5).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated, from: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--json", help="also write the raw numbers to this file")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.sections.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections: {unknown}")
+    os.chdir(ROOT)
+    started = time.perf_counter()
+    sections: List[Section] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            for name in names:
+                print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                section = SECTIONS[name](bench)
+                sections.append(section)
+                for row in section.rows:
+                    print(f"[bench]   {row.metric}: {row.value} {row.verdict}", file=sys.stderr, flush=True)
+                print(f"[bench] {name} took {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        finally:
+            bench.stop()
+    facts = machine_facts()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(render(sections, facts, bench, time.perf_counter() - started))
+    print(f"[bench] wrote {args.out}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"facts": facts, "sections": {
+            s.title: s.data for s in sections}, "contention": bench.contention}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
