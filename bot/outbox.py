@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import random
 import signal
@@ -190,10 +191,17 @@ class DeliveryWorker:
 
     # -- the loop ---------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Claim one batch of due entries and handle it; returns how many were claimed."""
+    def run_once(self, due_before: Optional[dt.datetime] = None) -> int:
+        """Claim one batch of due entries and handle it; returns how many were claimed.
+
+        ``due_before``: only entries due at that moment (default: now).
+        """
+        lease = self.settings.lease_seconds
+        if due_before is not None:
+            # claim_outbox counts the lease from `now`; keep it `lease` seconds from the real now.
+            lease += max(0, math.ceil((self.store.now() - due_before).total_seconds()))
         entries = self.store.claim_outbox(
-            self.worker_id, limit=self.settings.batch_size, lease_seconds=self.settings.lease_seconds
+            self.worker_id, limit=self.settings.batch_size, now=due_before, lease_seconds=lease
         )
         for index, entry in enumerate(entries):
             if self.stop_event.is_set():
@@ -203,10 +211,12 @@ class DeliveryWorker:
         return len(entries)
 
     def drain(self) -> int:
-        """Deliver everything that is due now (``--once``); returns the number handled."""
+        """Deliver everything that is due now, each entry at most once (``--once``);
+        entries that fail wait for their backoff. Returns the number handled."""
+        cutoff = self.store.now()
         total = 0
         while not self.stop_event.is_set():
-            claimed = self.run_once()
+            claimed = self.run_once(due_before=cutoff)
             if claimed == 0:
                 break
             total += claimed

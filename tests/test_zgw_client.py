@@ -220,3 +220,12 @@ def test_fake_applies_the_run_time_rules(zgw, zaaktypen):
     wrong = requests.post(base + "statussen", json=status, headers=_headers(), timeout=5)
     assert wrong.status_code == 400 and wrong.json()["invalidParams"][0]["code"] == "zaaktype-mismatch"
     assert zgw.violations == []
+
+
+def test_token_is_never_sent_outside_the_configured_apis(zgw, zaaktypen):
+    config = load_config(_gemeente(zgw, zaaktypen), zgw_env())
+    with pytest.raises(ZGWHTTPError, match="hoort niet bij"):
+        ZGWClient(config).get("http://elders.invalid/api/v1/zaken")
+    elsewhere = "http://127.0.0.1:9/catalogi/api/v1/zaaktypen/00000000-0000-4000-8000-000000000000"
+    with pytest.raises(ZGWConfigError, match=r"melding_openbare_ruimte\.zaaktype: .*zgw\.catalogi_api"):
+        Plugin(gemeente=_gemeente(zgw, zaaktypen, zaaktype=elsewhere), env=zgw_env()).check()

@@ -101,6 +101,9 @@ class ZGWClient:
         timeout: Optional[Tuple[float, float]] = None,
         expect: type = dict,
     ) -> Any:
+        if not url.startswith((self.config.zaken_api, self.config.catalogi_api)):
+            # URLs come from answers too (status, next page): never send our token elsewhere.
+            raise ZGWHTTPError(method, url, 0, "URL hoort niet bij zgw.zaken_api of zgw.catalogi_api")
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
         response = self.session.request(
             method,

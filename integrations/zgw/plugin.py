@@ -108,6 +108,10 @@ class Plugin(CaseBackend):
         except ZGWHTTPError as error:
             if error.status in (401, 403):
                 raise self._access_refused(error, "Catalogi API") from error
+            if error.status == 0:
+                raise ZGWConfigError(
+                    f"gemeente.yml {setting}: {url} begint niet met zgw.catalogi_api ({self.config.catalogi_api})."
+                ) from error
             if error.status in (400, 404, 410):
                 raise ZGWConfigError(
                     f"gemeente.yml {setting}: {url} bestaat niet in de Catalogi API (HTTP {error.status})."
@@ -236,7 +240,7 @@ class Plugin(CaseBackend):
             return PermanentDeliveryError(
                 f"De Zaken API keurt de gegevens af. Details: {error.readable()}"
             )
-        if error.status in (404, 405, 410):
+        if error.status in (0, 404, 405, 410):
             return PermanentDeliveryError(
                 f"Adres niet gevonden in de Zaken API. Controleer zgw.zaken_api in gemeente.yml. "
                 f"Details: {error.readable()}"

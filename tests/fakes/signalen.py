@@ -210,6 +210,9 @@ class FakeSignalen(FaultsMixin):
         method = request.method.upper()
         path = request.path
         sub = path[len(self.PREFIX) + 1:] if path.startswith(self.PREFIX + "/") else path
+        if method == "POST" and sub.rstrip("/") == "signals":
+            with self.lock:
+                self.posts += 1  # every attempt, also those that get an injected fault
         fault = self._take_fault(method, sub)
         if fault is not None and fault.status is not None:
             return HTTPResponse(dumps({"detail": f"Injected {fault.status}"}), status=fault.status,
@@ -232,7 +235,6 @@ class FakeSignalen(FaultsMixin):
         if sub.rstrip("/") == "signals" and method == "POST":
             if not sub.endswith("/"):
                 self.violations.append("POST without the trailing slash of /signals/v1/public/signals/")
-            self.posts += 1
             return self._create(request)
         match = re.fullmatch(rf"signals/({UUID_RE})/?", sub)
         if match and method == "GET":
