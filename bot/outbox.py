@@ -35,7 +35,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional

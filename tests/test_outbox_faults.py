@@ -6,7 +6,6 @@ with a readable error when that is the expected outcome).
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import random
 import signal

@@ -13,7 +13,7 @@ from integrations.zgw.auth import make_token
 from integrations.zgw.client import ZGWClient, ZGWHTTPError
 from integrations.zgw.config import ZGWConfigError, load_config
 from integrations.zgw.plugin import Plugin
-from tests.fakes.fixtures import store, zaaktypen, zgw, zgw_server  # noqa: F401 - fixtures
+from tests.fakes.fixtures import zaaktypen, zgw, zgw_server  # noqa: F401 - fixtures
 from tests.fakes.zgw import CLIENT_ID, SECRET, gemeente_with_zgw, zgw_env
 
 MELDING = "melding_openbare_ruimte"
