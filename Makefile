@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-# Rasa 3.6 needs Python 3.10: take python3.10 from PATH, else pyenv's.
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -1 $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null | tail -n 1)
+# Rasa 3.6 needs Python 3.10: the first candidate that really is 3.10
+# (pyenv's shim named python3.10 may point at nothing).
+PYTHON310 ?= $(shell for p in $$HOME/.pyenv/versions/3.10*/bin/python3.10 $$(command -v python3.10) /usr/bin/python3.10; do \
+  [ -x "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= embedded
