@@ -26,6 +26,9 @@ $PY -m rasa run --model "$MODEL" -i 127.0.0.1 -p "$RASA_PORT" \
   --endpoints endpoints.yml --credentials credentials.yml \
   --cors "http://localhost:$RASA_PORT" "http://127.0.0.1:$RASA_PORT" >var/log/rasa.log 2>&1 &
 pids+=($!)
+# Delivers cases to remote case systems (ZGW, Signalen) from the outbox.
+$PY -m bot.outbox >var/log/outbox.log 2>&1 &
+pids+=($!)
 
 echo "Starting (model $MODEL) ..."
 for _ in $(seq 1 120); do
@@ -43,6 +46,7 @@ The assistant is running (logs in var/log/):
   Rasa server      http://127.0.0.1:$RASA_PORT/
   REST channel     http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook
   Action server    http://127.0.0.1:$ACTION_PORT/health
+  Delivery worker  python -m bot.outbox (log var/log/outbox.log)
 
 Try:  curl -s -XPOST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook \\
         -H 'Content-Type: application/json' -d '{"sender":"demo","message":"wat kost een paspoort"}'

@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot import config, identity, validators
 from bot.actions import common
 from bot.actions import flows as engine
+from bot.cases.backends import get_backend
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,24 @@ def _resume_at(flow: engine.Flow, step: engine.Step) -> List[EventType]:
     return [SlotSet(step.slot, None), SlotSet(engine.CONFIRM_SLOT, None),
             SlotSet(engine.OUTCOME_SLOT, None), SlotSet(engine.RESUME_SLOT, True),
             FollowupAction(flow.form)]
+
+
+def remote_status(case: Any) -> Optional[tuple]:
+    """(status key, since) from the remote zaaksysteem (ZGW/Signalen); None when
+    the case is embedded, not delivered yet, or the remote cannot tell."""
+    if getattr(case, "backend", "embedded") == "embedded" or not case.remote_url:
+        return None
+    try:
+        backend = get_backend(case.backend)
+        details = getattr(backend, "fetch_status_details", None)   # ZGW: key + datumStatusGezet
+        if details is not None:
+            found = details(case)
+            return (found.key, found.since) if found else None
+        key = backend.fetch_status(case)                           # Signalen: key only
+        return (key, None) if key else None
+    except Exception:  # noqa: BLE001 - the local status is the fallback
+        logger.warning("remote status lookup failed for %s", case.zaaknummer, exc_info=True)
+        return None
 
 
 class ActionFlowSubmit(Action):
@@ -183,6 +202,9 @@ class ActionFlowSubmit(Action):
         status, since = case.status, case.updated_at
         if case.status_history:
             status, since = case.status_history[-1][0], case.status_history[-1][1]
+        remote = remote_status(case)
+        if remote is not None:
+            status, since = remote
         words = statuses.get(status, f"De status is: {status}.")
         day = validators.format_date_nl(since.astimezone().date()) if since else ""
         dispatcher.utter_message(text=f"{words} Dit is sinds {day}." if day else words)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import requests
 
@@ -36,8 +37,8 @@ from integrations.zgw.config import ZaaktypeConfig, ZGWConfig, ZGWConfigError, l
 
 logger = logging.getLogger(__name__)
 
-#: Status lookup in the chat must answer quickly: (connect, read) seconds.
-STATUS_TIMEOUT = (2.0, 4.0)
+#: Status lookup in the chat must answer quickly: at most this many seconds in total.
+STATUS_BUDGET = 5.0
 
 
 @dataclass(frozen=True)
@@ -261,12 +262,20 @@ class Plugin(CaseBackend):
         or unreachable. Never raises: the chat falls back to the local status."""
         if not case.remote_url:
             return None
+        deadline = time.monotonic() + STATUS_BUDGET
+
+        def timeout() -> Tuple[float, float]:
+            left = deadline - time.monotonic()
+            if left < 0.2:
+                raise requests.Timeout(f"status lookup took more than {STATUS_BUDGET} s")
+            return (min(2.0, left), left)
+
         try:
-            zaak = self.client.get_zaak(case.remote_url, timeout=STATUS_TIMEOUT)
+            zaak = self.client.get_zaak(case.remote_url, timeout=timeout())
             if not zaak.get("status"):
                 return None
-            status = self.client.get(zaak["status"], timeout=STATUS_TIMEOUT)
-            statustype = self.client.get_catalogus_object(status["statustype"], timeout=STATUS_TIMEOUT)
+            status = self.client.get(zaak["status"], timeout=timeout())
+            statustype = self.client.get_catalogus_object(status["statustype"], timeout=timeout())
         except (ZGWHTTPError, requests.RequestException, KeyError, TypeError) as error:
             logger.warning("remote status of %s unknown: %s", case.zaaknummer, error)
             return None
