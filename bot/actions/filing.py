@@ -14,6 +14,7 @@ from bot import config, identity, validators
 from bot.actions import common
 from bot.actions import flows as engine
 from bot.cases.backends import get_backend
+from bot.cases.store import SlotTaken
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,9 @@ class ActionFlowSubmit(Action):
         if flow.zaaktype is None:
             return self.lookup_status(dispatcher, tracker, flow)
         slots = dict(tracker.slots)
-        if slots.get("afspraak_actie") in ("wijzigen", "afzeggen"):
-            return self.change_booking(dispatcher, flow, slots)
+        code_step = next((s for s in flow.answered_steps(slots) if s.type == "boekingscode"), None)
+        if code_step is not None:
+            return self.change_booking(dispatcher, flow, slots, slots[code_step.slot])
 
         bsn = None
         if flow.needs_identity:
@@ -126,10 +128,10 @@ class ActionFlowSubmit(Action):
                 data=payload["data"], contact=payload["contact"],
                 idempotency_key=f"{tracker.sender_id}:{slots.get(engine.RUN_SLOT)}",
                 bsn=bsn, booking=booking)
-        except Exception as error:  # noqa: BLE001 - the citizen must always get an answer
-            if type(error).__name__ == "SlotTaken" and step is not None:
-                dispatcher.utter_message(text=engine.text("slot_bezet"))
-                return _resume_at(flow, step)
+        except SlotTaken:
+            dispatcher.utter_message(text=engine.text("slot_bezet"))
+            return _resume_at(flow, step)
+        except Exception:  # noqa: BLE001 - the citizen must always get an answer
             logger.exception("filing failed for flow %s", flow.name)
             dispatcher.utter_message(text=engine.text("fout_bij_opslaan"))
             return [SlotSet(engine.OUTCOME_SLOT, "bevestigd")]
@@ -149,23 +151,25 @@ class ActionFlowSubmit(Action):
 
     @staticmethod
     def change_booking(dispatcher: CollectingDispatcher, flow: engine.Flow,
-                       slots: Dict[Text, Any]) -> List[EventType]:
+                       slots: Dict[Text, Any], code: Text) -> List[EventType]:
+        """Move or cancel an existing booking: with a new moment it moves,
+        without one it is cancelled."""
         store = common.store()
-        code = slots["afspraak_code"]
+        new_moment = _booking_step(flow, slots)
         try:
-            if slots["afspraak_actie"] == "afzeggen":
+            if new_moment is None:
                 booking = store.cancel_booking(code)
                 if booking.zaaknummer:
                     store.set_status(booking.zaaknummer, "geannuleerd", "Afgezegd via de chat")
                 dispatcher.utter_message(text="Uw afspraak is afgezegd. U hoeft niets meer te doen.")
             else:
-                booking = store.reschedule_booking(code, slots["afspraak_moment"]["slot_id"])
+                booking = store.reschedule_booking(code, slots[new_moment.slot]["slot_id"])
                 moment = engine.format_moment(engine._local(booking.slot.local_start))
                 dispatcher.utter_message(text=f"Uw afspraak is verzet naar {moment}. Uw code blijft {booking.code}.")
-        except Exception as error:  # noqa: BLE001
-            if type(error).__name__ == "SlotTaken":
-                dispatcher.utter_message(text=engine.text("slot_bezet"))
-                return _resume_at(flow, flow.step("afspraak_moment"))
+        except SlotTaken:
+            dispatcher.utter_message(text=engine.text("slot_bezet"))
+            return _resume_at(flow, new_moment)
+        except Exception:  # noqa: BLE001 - the citizen must always get an answer
             logger.exception("changing booking failed")
             dispatcher.utter_message(text=engine.text("fout_bij_opslaan"))
             return _reset(flow)
