@@ -103,6 +103,7 @@ class Bench:
 
     workdir: Path
     seed: int = 42
+    quick: bool = False  # smoke run: few messages, short load; numbers not meaningful
     bot: Optional[Bot] = None
     cold_start: Dict[str, float] = field(default_factory=dict)
     contention: List[Tuple[str, float, int]] = field(default_factory=list)  # (section, load1, other rasa procs)
@@ -174,9 +175,9 @@ def child_pids(pid: int) -> List[int]:
     return out
 
 
-def other_rasa_processes() -> int:
-    """Rasa servers and trainings of other people on this machine (contention)."""
-    mine = {os.getpid()}
+def other_rasa_processes(mine: Sequence[int] = ()) -> int:
+    """Rasa servers and trainings on this machine that are not `mine` (contention)."""
+    mine = {os.getpid(), *mine}
     count = 0
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -190,9 +191,9 @@ def other_rasa_processes() -> int:
 
 def note_contention(bench: Bench, section: str) -> str:
     load1 = os.getloadavg()[0]
-    others = other_rasa_processes() - (1 if bench.bot else 0)
+    others = other_rasa_processes([p.pid for p in bench.bot.procs] if bench.bot else [])
     bench.contention.append((section, load1, others))
-    return f"load average {load1:.2f}, other Rasa processes on the machine: {max(others, 0)}"
+    return f"load average {load1:.2f}, other Rasa processes on the machine: {others}"
 
 
 def timed_say(session: requests.Session, bot: Bot, sender: str, text: str) -> Tuple[float, List[Dict[str, Any]]]:
@@ -285,6 +286,7 @@ def section_cold_start(bench: Bench) -> Section:
 
 def section_latency_sequential(bench: Bench, n: int = 200) -> Section:
     """One message at a time: FAQ questions, a new conversation every 5 messages."""
+    n = 20 if bench.quick else n
     bot = bench.ensure_bot()
     contention = note_contention(bench, "latency_sequential")
     session = requests.Session()
@@ -362,6 +364,7 @@ def run_users(bench: Bench, users: int, seconds: float, think: Tuple[float, floa
 
 def section_latency_concurrent(bench: Bench, users: int = 20, seconds: float = 90) -> Section:
     """20 citizens at once, each typing every 1–3 s: FAQ chats and a melding flow."""
+    seconds = 15 if bench.quick else seconds
     bench.ensure_bot()
     contention = note_contention(bench, "latency_concurrent")
     result = run_users(bench, users, seconds)
@@ -474,7 +477,7 @@ def render(sections: List[Section], facts: Dict[str, str], bench: Bench, seconds
     if busy:
         lines.append("Other engineers ran servers, tests and trainings on this 2-core machine during the run, "
                      "so latency and timings are pessimistic:")
-        lines += [f"- {name}: load average {load:.2f}, {max(n, 0)} other Rasa processes" for name, load, n in busy]
+        lines += [f"- {name}: load average {load:.2f}, {n} other Rasa processes" for name, load, n in busy]
     else:
         lines.append("The machine was otherwise quiet during the measured sections (load average ≤ 1.5).")
     return "\n".join(lines) + "\n"
@@ -486,6 +489,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help=f"comma-separated, from: {', '.join(SECTIONS)}")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--json", help="also write the raw numbers to this file")
+    parser.add_argument("--quick", action="store_true", help="smoke run with few messages (not for docs)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.sections.split(",") if n.strip()]
     unknown = [n for n in names if n not in SECTIONS]
@@ -495,7 +499,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.perf_counter()
     sections: List[Section] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        bench = Bench(Path(tmp))
+        bench = Bench(Path(tmp), quick=args.quick)
         try:
             for name in names:
                 print(f"[bench] {name} ...", file=sys.stderr, flush=True)

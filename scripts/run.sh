@@ -45,6 +45,7 @@ cat <<MSG
 The assistant is running (logs in var/log/):
   Rasa server      http://127.0.0.1:$RASA_PORT/
   REST channel     http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook
+  Website chat     http://127.0.0.1:$RASA_PORT/demo   (demo page with the chat widget)
   Action server    http://127.0.0.1:$ACTION_PORT/health
   Delivery worker  python -m bot.outbox (log var/log/outbox.log)
 

@@ -6,13 +6,14 @@ python-socketio client that behaves like the standard rasa-webchat widget.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import re
 import sqlite3
 import stat
+import threading
 import time
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -26,7 +27,7 @@ from integrations.webchat.channel import (DEFAULT_COLOURS, TEXTS, RateLimiter, S
                                           WebchatInput, clean_metadata, contrast_ratio,
                                           history_from_events, load_secret, origin_allowed,
                                           parse_origins, widget_config)
-from tests.servers import ROOT, start_bot
+from tests.servers import ROOT, new_sender, start_bot
 
 SECRET = b"s" * 32
 CHANNEL_KEY = "integrations.webchat.channel.WebchatInput"
@@ -114,7 +115,10 @@ def test_origins_never_allow_everybody():
     assert not origin_allowed(None, origins)
 
 
-def test_credentials_file_configures_the_channel_for_localhost_only():
+def test_credentials_file_configures_the_channel_for_localhost_only(monkeypatch):
+    for name in ("WEBCHAT_ALLOWED_ORIGINS", "WEBCHAT_RATE_LIMIT", "WEBCHAT_FRAME_ANCESTORS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WEBCHAT_SECRET", "x" * 32)  # no secret file in the repository's var/
     credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
     settings = credentials[CHANNEL_KEY]
     assert "*" not in json.dumps(settings["allowed_origins"]).replace(":*", "")
@@ -191,21 +195,40 @@ def bot(tmp_path_factory):
 
 
 class ChatClient:
-    """A socket.io client that talks like the rasa-webchat widget."""
+    """python-socketio's client, talking like the rasa-webchat widget.
+
+    The AsyncClient runs on its own event loop in a thread, so the tests stay plain
+    functions. It uses the polling transport: its websocket transport needs a newer
+    aiohttp than Rasa pins (the browser tests cover websockets).
+    """
 
     EVENTS = ("session_confirm", "session_token", "bot_uttered", "typing", "user_echo")
 
     def __init__(self, bot: Any, origin: Optional[str] = None) -> None:
         self.events: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
-        self.sio = socketio.Client(reconnection=False)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.sio = socketio.AsyncClient(reconnection=False)
         for name in self.EVENTS:
             self.sio.on(name, handler=self._recorder(name))
         headers = {"Origin": origin} if origin else {}
-        self.sio.connect(bot.rasa_url, socketio_path="/webchat/socket.io", transports=["polling"],
-                         headers=headers, wait_timeout=10)
+        try:
+            self._run(self.sio.connect(bot.rasa_url, socketio_path="/webchat/socket.io",
+                                       transports=["polling"], headers=headers, wait_timeout=10))
+        except Exception:
+            self._run(self._disconnect())
+            self._stop_loop()
+            raise
+
+    def _run(self, coroutine: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def _recorder(self, name: str):
         return lambda data=None: self.events.put((name, data))
+
+    def emit(self, event: str, data: Any) -> None:
+        self._run(self.sio.emit(event, data))
 
     def next(self, *names: str, timeout: float = 30) -> Tuple[str, Any]:
         deadline = time.monotonic() + timeout
@@ -218,7 +241,7 @@ class ChatClient:
         request: Dict[str, Any] = {"session_id": session_id}
         if token is not None:
             request["token"] = token
-        self.sio.emit("session_request", request)
+        self.emit("session_request", request)
         _, info = self.next("session_token")
         _, confirmed = self.next("session_confirm")
         assert confirmed == info["session_id"]
@@ -227,7 +250,7 @@ class ChatClient:
 
     def say(self, text: str, **data: Any) -> List[Dict[str, Any]]:
         """Send a message; the bot messages of this turn (until typing stops)."""
-        self.sio.emit("user_uttered", {"message": text, "session_id": self.session["session_id"], **data})
+        self.emit("user_uttered", {"message": text, "session_id": self.session["session_id"], **data})
         messages: List[Dict[str, Any]] = []
         while True:
             name, payload = self.next("bot_uttered", "typing")
@@ -235,14 +258,31 @@ class ChatClient:
                 return messages
             if name == "bot_uttered":
                 messages.append(payload)
-                if payload.get("text") in TEXTS.values():
-                    return messages  # refused by the channel: nothing was processed
 
     def history(self) -> List[Dict[str, Any]]:
-        return self.sio.call("history_request", {}, timeout=20)["messages"]
+        return self._run(self.sio.call("history_request", {}, timeout=20))["messages"]
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+    async def _disconnect(self) -> None:
+        # Like sio.disconnect(), without waiting for the open long-poll (up to 25 s).
+        eio = self.sio.eio
+        reader, writer = eio.read_loop_task, eio.write_loop_task
+        await eio.disconnect(abort=True)
+        if writer:
+            await asyncio.wait([writer], timeout=5)
+        for task in (reader, writer):
+            if task and not task.done():
+                task.cancel()
+        if eio.http is not None and not eio.http.closed:
+            await eio.http.close()
 
     def close(self) -> None:
-        self.sio.disconnect()
+        self._run(self._disconnect())
+        self._stop_loop()
 
 
 def user_events(bot: Any, sender_id: str) -> List[Dict[str, Any]]:
@@ -263,6 +303,7 @@ def test_demo_page_is_served_with_security_headers(bot):
     assert "<script>" not in page.text  # no inline script
     assert "Gemeente Bergen op Zoom" in page.text
     assert requests.get(f"{bot.rasa_url}/", timeout=10).ok  # Rasa's own root route still works
+    assert "Zoë" in bot.texts(new_sender(), "hallo")  # and so does the REST channel
 
 
 def test_widget_assets_and_config(bot):
@@ -294,7 +335,7 @@ def test_socket_origins_come_from_config(bot):
 
 def test_rasa_webchat_protocol_with_buttons(bot):
     client = ChatClient(bot)
-    client.sio.emit("session_request", {"session_id": None})  # what rasa-webchat sends on a first visit
+    client.emit("session_request", {"session_id": None})  # what rasa-webchat sends on a first visit
     _, session_id = client.next("session_confirm")
     assert isinstance(session_id, str) and re.fullmatch(r"[0-9a-f]{32}", session_id)
     client.session = {"session_id": session_id}
@@ -371,4 +412,5 @@ def test_too_long_messages_are_refused(bot):
     info = client.start()
     assert client.say("a" * 5000) == [{"text": TEXTS["too_long"]}]
     assert user_events(bot, info["session_id"]) == []
+    assert "Zoë" in client.say("hallo")[0]["text"]  # the session goes on normally
     client.close()

@@ -10,7 +10,6 @@ import json
 import re
 import sqlite3
 import time
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -120,6 +119,7 @@ def test_full_melding_flow_by_typing_and_clicking(chromium, bot):
     assert reply_titles(page)[:2] == ["Ja, het klopt", "Nee, iets aanpassen"]
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(5, 5)  # no hover effect in the picture
     page.screenshot(path=str(SCREENSHOT))
 
     click_reply(page, "Ja, het klopt")
@@ -159,9 +159,13 @@ def test_reload_and_another_page_keep_history_and_open_flow(chromium, bot):
     load_demo(page, bot, "/demo?pagina=afval")
     page.wait_for_selector(".gc-msg--user", state="visible")
     wait_idle(page)
+    page.evaluate("() => window.GemeenteChat.setIdentityToken('header.payload.signature')")
     say(page, "De tegel ligt los en steekt omhoog")
     assert "foto" in bot_texts(page)[-1].lower()
     assert len(user_texts(page)) == 3
+    metadata = last_user_metadata(bot, session["id"])
+    assert metadata["identity_token"] == "header.payload.signature"
+    assert metadata["page_url"] == f"{bot.rasa_url}/demo"  # without the query string
     assert page.errors == []
     page.context.close()
 

@@ -604,12 +604,16 @@ class WebchatInput(InputChannel):
             if not isinstance(text, str) or not text.strip():
                 return
             text = text.strip()
+            refusal = None
             if len(text) > MAX_MESSAGE_CHARS:
-                await sio.emit(self.bot_message_evt, {"text": TEXTS["too_long"]}, to=sid)
-                return
-            if not self.message_limiter.allow(session_id):
+                refusal = TEXTS["too_long"]
+            elif not self.message_limiter.allow(session_id):
                 logger.info("webchat: rate limit reached for a session")
-                await sio.emit(self.bot_message_evt, {"text": TEXTS["rate_limited"]}, to=sid)
+                refusal = TEXTS["rate_limited"]
+            if refusal:
+                # Not processed: only this socket hears why.
+                await sio.emit(self.bot_message_evt, {"text": refusal}, to=sid)
+                await sio.emit("typing", {"typing": False}, to=sid)
                 return
             metadata = clean_metadata(data.get("metadata", data.get("customData")))
             shown = metadata.get("button_title") or text

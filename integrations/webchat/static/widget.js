@@ -8,6 +8,7 @@
  *           data-identity-token="..."       (optional: the signed DigiD identity token)
  *           data-open="true"                (optional: open the chat at once)
  *           data-server="https://ASSISTANT" (optional: when the script is served from elsewhere)
+ *           data-init-payload="/greet"      (optional: what starts a new conversation)
  *   ></script>
  *
  * JS API: window.GemeenteChat.open(), .close(), .newConversation(),
@@ -502,7 +503,10 @@
   }
 
   function scrollToBottom() {
-    if (ui) { ui.log.scrollTop = ui.log.scrollHeight; }
+    if (!ui) { return; }
+    ui.log.scrollTop = ui.log.scrollHeight;
+    // With very large text on a small screen the whole panel scrolls (the input stays in view).
+    if (ui.panel.scrollHeight > ui.panel.clientHeight) { ui.panel.scrollTop = ui.panel.scrollHeight; }
   }
 
   function removeReplies() {
@@ -623,9 +627,14 @@
 
   function sendGreeting() {
     state.needGreeting = false;
-    const item = { text: INIT_PAYLOAD, title: null };
+    const item = { text: INIT_PAYLOAD, title: null, hidden: true };
     if (!emitMessage(item)) { state.queue.unshift(item); }
     setBusy(true);
+  }
+
+  /** Messages typed while offline stay visible until they are sent. */
+  function showQueued() {
+    state.queue.forEach((item) => { if (!item.hidden) { addUserMessage(item.title || item.text); } });
   }
 
   function flushQueue() {
@@ -665,12 +674,13 @@
             messages.forEach((m) => {
               if (m.sender === "user") { addUserMessage(String(m.text || "")); } else { addBotMessage(m, false); }
             });
+            showQueued();
             if (!messages.length && !state.queue.length) { state.needGreeting = true; }
             afterSessionReady();
           });
         } else {
           clearLog();
-          state.queue.forEach((item) => addUserMessage(item.title || item.text));
+          showQueued();
           if (!state.queue.length) { state.needGreeting = true; }
           afterSessionReady();
         }

@@ -1,0 +1,123 @@
+"""A SQL tracker store that keeps personal data out of the events table.
+
+Rasa's :class:`SQLTrackerStore` writes every event as plaintext JSON and, on
+every turn, rebuilds the tracker from those rows. This store wraps it:
+
+* **Answers the conversation still needs are encrypted.** Slots filled from the
+  citizen's text (``from_text``/``from_entity`` mappings: every question of a
+  guided flow) are stored as ``{"$enc": <Fernet token>}`` with a key from
+  ``TRACKER_ENCRYPTION_KEYS`` and decrypted when the tracker is loaded, so the
+  next turn, on this or another instance, can still file the case.
+* **Answers are wiped when they are no longer needed.** When such a slot is
+  reset (the flow was filed or stopped, an answer was corrected or refused),
+  every stored row with an encrypted value of that slot is rewritten to
+  ``"[verwijderd]"`` in the same transaction.
+* **Free text is masked for good.** User messages, bot messages and metadata
+  are masked with :func:`bot.privacy.masking.mask_text` (BSN, e-mail, phone,
+  IBAN, postcode with house number, tokens). The identity token is removed from
+  the metadata. A message that answers a question asking for a name (step type
+  ``naam``, ``persoonlijk: true`` in flows.yml, or :data:`DEFAULT_NAME_SLOTS`) is
+  replaced by ``[naam]``, and names known from those slots are masked wherever
+  they appear (for example in the summary "Klopt dit?").
+* Other slots (municipal values such as ``{balie_adres}``, bookkeeping) are
+  masked too, but the municipality's own public data is kept.
+
+Load it from endpoints.yml (see endpoints.production.yml)::
+
+    tracker_store:
+      type: bot.privacy.store.MaskingSQLTrackerStore
+      dialect: postgresql
+      url: ${TRACKER_DB_HOST}
+      ...
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, Optional, Set, Text, Tuple
+
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.privacy import logs
+from bot.privacy.masking import public_findings
+from bot.privacy.protect import (ENC_KEY, SCRUBBED, PrivacyConfigError, Protector, conversation_slots,
+                                 load_cipher, name_slot_names, personal_slot_names)
+
+logger = logging.getLogger(__name__)
+
+
+class MaskingSQLTrackerStore(SQLTrackerStore):
+    """Rasa's SQL tracker store with personal data masked or encrypted at rest."""
+
+    def __init__(self, domain: Any = None, dialect: Text = "sqlite", host: Optional[Text] = None,
+                 port: Any = None, db: Text = "rasa.db", username: Optional[Text] = None,
+                 password: Optional[Text] = None, event_broker: Any = None,
+                 login_db: Optional[Text] = None, query: Optional[Dict] = None,
+                 encryption_keys: Optional[Text] = None, **kwargs: Any) -> None:
+        logs.install()
+        try:
+            self.cipher = load_cipher(encryption_keys)
+            super().__init__(domain=domain, dialect=dialect, host=host or None, port=port or None,
+                             db=db, username=username or None, password=password or None,
+                             event_broker=event_broker, login_db=login_db or None, query=query,
+                             **kwargs)
+        except (AttributeError, ImportError) as error:  # see PrivacyConfigError
+            raise PrivacyConfigError(f"tracker store cannot start: {error!r}") from error
+        self._protector_for: Tuple[int, Optional[Protector]] = (0, None)
+        logger.info("Tracker store: %s with masking and encrypted answers.", self.engine.dialect.name)
+
+    @property
+    def protector(self) -> Protector:
+        key = id(self.domain)
+        if self._protector_for[0] != key or self._protector_for[1] is None:
+            self._protector_for = (key, Protector(
+                self.cipher, conversation_slots(self.domain), name_slot_names(),
+                personal_slot_names(), public_findings()))
+        return self._protector_for[1]
+
+    async def _retrieve(self, sender_id: Text,
+                        fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        with self.session_scope() as session:
+            rows = self._event_query(
+                session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions).all()
+            events = [self.protector.reveal(json.loads(row.data)) for row in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await self.stream_events(tracker)
+        protector = self.protector
+        with self.session_scope() as session:
+            stored = self._event_query(session, tracker.sender_id,
+                                       fetch_events_from_all_sessions=False).count()
+            all_events = list(tracker.events)
+            if stored >= len(all_events):
+                return
+            dicts = [event.as_dict() for event in all_events]
+            for event, data in zip(all_events[stored:], protector.protect(dicts, stored)):
+                intent = (data.get("parse_data") or {}).get("intent", {}) or {}
+                session.add(self.SQLEvent(
+                    sender_id=tracker.sender_id, type_name=event.type_name,
+                    timestamp=data.get("timestamp"), intent_name=intent.get("name"),
+                    action_name=data.get("name"), data=json.dumps(data)))
+            scrub = protector.slots_to_scrub(dicts, stored)
+            if scrub:
+                session.flush()
+                self._scrub(session, tracker.sender_id, scrub)
+            session.commit()
+
+    def _scrub(self, session: Any, sender_id: Text, slots: Set[str]) -> int:
+        """Overwrite stored encrypted values of ``slots``: the answers are not needed anymore."""
+        rows = session.query(self.SQLEvent).filter(
+            self.SQLEvent.sender_id == sender_id, self.SQLEvent.type_name == "slot",
+            self.SQLEvent.data.like(f'%"{ENC_KEY}"%')).all()
+        changed = 0
+        for row in rows:
+            data = json.loads(row.data)
+            if data.get("name") in slots:
+                data["value"] = SCRUBBED
+                row.data = json.dumps(data)
+                changed += 1
+        return changed
