@@ -5,6 +5,7 @@ spaCy pipeline. A model for the same fingerprint is reused as it is.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 import sys
@@ -28,12 +29,16 @@ def fingerprint() -> str:
 def ensure_model() -> Path:
     name = f"nlu-core-{fingerprint()}"
     model = ROOT / "models" / f"{name}.tar.gz"
-    if not model.exists():
-        print(f"Training {model.name} (data or config changed) ...", file=sys.stderr)
-        subprocess.run(
-            [sys.executable, "-m", "rasa", "train", "--fixed-model-name", name, "--out", "models",
-             "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
-            cwd=ROOT, check=True, stdout=sys.stderr)
+    (ROOT / "models").mkdir(exist_ok=True)
+    # One training at a time: parallel test runs wait for the same model.
+    with open(ROOT / "models" / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not model.exists():
+            print(f"Training {model.name} (data or config changed) ...", file=sys.stderr)
+            subprocess.run(
+                [sys.executable, "-m", "rasa", "train", "--fixed-model-name", name, "--out", "models",
+                 "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
+                cwd=ROOT, check=True, stdout=sys.stderr)
     return model
 
 
