@@ -65,15 +65,18 @@ FAQ = [
 ]
 
 # A guided flow from start to "Klopt dit?" and "ja": melding openbare ruimte.
-MELDING = [
-    "er ligt een losse stoeptegel",
-    "stoep",
-    "Kerkstraat bij de speeltuin",
-    "de tegel ligt los en mensen struikelen erover",
-    "geen",
-    "geen",
-    "ja",
+# The citizen answers whatever the assistant asks (the engine may skip a
+# question it could already fill from the first message).
+MELDING_OPENER = "er ligt een losse stoeptegel"
+MELDING_ANSWERS = [
+    ("Waar gaat uw melding over", "stoep"),
+    ("Waar is het probleem", "Kerkstraat bij de speeltuin"),
+    ("Wat is er aan de hand", "de tegel ligt los en mensen struikelen erover"),
+    ("foto", "geen"),
+    ("Wilt u horen hoe het afloopt", "geen"),
+    ("Klopt dit", "ja"),
 ]
+MAX_FLOW_TURNS = 10
 
 FAQ_CONVERSATION = ["hallo", "<faq>", "<faq>", "<faq>", "bedankt", "doei"]
 
@@ -308,34 +311,55 @@ def section_latency_sequential(bench: Bench, n: int = 200) -> Section:
     return section
 
 
+def melding_reply(messages: List[Dict[str, Any]]) -> Optional[str]:
+    """The citizen's answer to the assistant's last question in a melding flow."""
+    question = (messages[-1].get("text") or "") if messages else ""
+    return next((answer for key, answer in MELDING_ANSWERS if key.lower() in question.lower()), None)
+
+
 def _simulated_user(bot: Bot, rng: random.Random, until: float, think: Tuple[float, float],
                     out: List[float], errors: List[str], flows: Dict[str, int], lock: threading.Lock) -> None:
     """One citizen: alternates FAQ conversations and a melding flow until `until`."""
     session = requests.Session()
     time.sleep(rng.uniform(0, think[1]))
-    conversation = 0
-    while time.time() < until:
-        is_flow = conversation % 2 == 1
-        script = MELDING if is_flow else [rng.choice(FAQ) if m == "<faq>" else m for m in FAQ_CONVERSATION]
-        sender = new_sender()
-        last: List[Dict[str, Any]] = []
-        for text in script:
-            if time.time() >= until:
-                return
-            try:
-                elapsed, last = timed_say(session, bot, sender, text)
-                with lock:
-                    out.append(elapsed)
-                    if not last:
-                        errors.append(f"empty reply to {text!r}")
-            except requests.RequestException as exc:
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
-            time.sleep(rng.uniform(*think))
-        if is_flow:
-            filed = any("BOZ-" in (m.get("text") or "") for m in last)
+    conversation = rng.randrange(2)  # about half the citizens start with the flow
+
+    def say(sender: str, text: str) -> Optional[List[Dict[str, Any]]]:
+        try:
+            elapsed, messages = timed_say(session, bot, sender, text)
+        except requests.RequestException as exc:
             with lock:
-                flows["completed" if filed else "not_filed"] += 1
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            return None
+        with lock:
+            out.append(elapsed)
+            if not messages:
+                errors.append(f"empty reply to {text!r}")
+        time.sleep(rng.uniform(*think))
+        return messages
+
+    while time.time() < until:
+        sender = new_sender()
+        if conversation % 2 == 0:
+            for text in FAQ_CONVERSATION:
+                if time.time() >= until or say(sender, rng.choice(FAQ) if text == "<faq>" else text) is None:
+                    break
+        else:
+            messages = say(sender, MELDING_OPENER)
+            filed = False
+            for _ in range(MAX_FLOW_TURNS):
+                if messages is None or time.time() >= until:
+                    break
+                if any("BOZ-" in (m.get("text") or "") for m in messages):
+                    filed = True
+                    break
+                answer = melding_reply(messages)
+                if answer is None:
+                    break
+                messages = say(sender, answer)
+            if time.time() < until or filed:
+                with lock:
+                    flows["completed" if filed else "not_filed"] += 1
         conversation += 1
 
 

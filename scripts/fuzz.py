@@ -71,8 +71,12 @@ RASA_COMMANDS = [
     '/affirm{"flow_uitkomst": "bevestigd"}', '/melding_openbare_ruimte{"melding_contact": "x"}',
     "/affirm{", '/affirm{"x":', "/", "//", "/ ", "/123", "/paspoort_idkaart@0.1", "/" + "a" * 500,
 ]
-HUGE = ["a" * 5_000, "😀" * 5_000, "paspoort " * 2_000, "<" * 20_000, "{" * 20_000, "\u202e" * 10_000,
-        "a" * 100_000]
+HUGE = ["a" * 5_000, "paspoort " * 2_000, "\u202e" * 10_000, "a" * 100_000, "x" * 12_000, "<" * 1_000,
+        "😀" * 1_000]
+# Long runs of punctuation or emoji become thousands of tokens: on this machine
+# "<" * 20,000 keeps the Rasa process busy for about a minute and ends in a
+# TensorFlow ResourceExhaustedError (empty reply). In the benchmark only.
+PATHOLOGICAL = ["<" * 20_000, "{" * 20_000, "😀" * 5_000, "é " * 12_000]
 CURATED: List[str] = INJECTIONS + JSON_BREAKERS + UNICODE + RASA_COMMANDS + HUGE + ["", " ", "\n"]
 
 FLOW_STARTS = ["er ligt een losse stoeptegel voor mijn deur", "ik wil een afspraak maken"]
@@ -81,8 +85,8 @@ DUTCH = re.compile(r"\b(u|uw|ik|wij|de|het|een|kunt|is|niet|dat)\b", re.IGNORECA
 CHANNEL_REFUSALS = ("Er ging iets mis.",)  # the webchat channel's own error text = a crash
 
 
-def hostile_text() -> st.SearchStrategy[str]:
-    """Hypothesis strategy of hostile messages."""
+def hostile_text(max_repeat: int = 4_000) -> st.SearchStrategy[str]:
+    """Hypothesis strategy of hostile messages; repetitions up to ``max_repeat`` times."""
     nasty_chars = st.characters(whitelist_categories=("Cc", "Cf", "Co", "Mn", "Me", "Zl", "Zp", "Zs", "So", "Sk"))
     return st.one_of(
         st.text(max_size=300),
@@ -90,7 +94,7 @@ def hostile_text() -> st.SearchStrategy[str]:
         st.builds(lambda a, b, c: a + b + c, st.text(max_size=40), st.sampled_from(INJECTIONS + JSON_BREAKERS),
                   st.text(max_size=40)),
         st.builds(lambda s, n: s * n, st.sampled_from(["a", "😀", "\u202e", "ß", "<", "{", "\\", '"', "\x00", "é "]),
-                  st.integers(500, 12_000)),
+                  st.integers(min(500, max_repeat), max_repeat)),
         st.builds(lambda w, t: f"{w} {t}", st.sampled_from(["paspoort", "grofvuil", "melding", "ja", "nee", "stop"]),
                   st.text(max_size=80)),
         st.from_regex(r"\A/[a-z_]{1,30}(\{.{0,40}\})?\Z", fullmatch=True),
@@ -98,7 +102,7 @@ def hostile_text() -> st.SearchStrategy[str]:
     )
 
 
-def generated(n: int, seed: int = 0) -> List[str]:
+def generated(n: int, seed: int = 0, max_repeat: int = 4_000) -> List[str]:
     """``n`` messages from :func:`hostile_text`, reproducible for a given seed."""
     out: List[str] = []
     if n <= 0:
@@ -107,7 +111,7 @@ def generated(n: int, seed: int = 0) -> List[str]:
     @hypothesis_seed(seed)
     @settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(hostile_text())
+    @given(hostile_text(max_repeat))
     def collect(message: str) -> None:
         if len(out) < n:
             out.append(message)
@@ -118,10 +122,10 @@ def generated(n: int, seed: int = 0) -> List[str]:
     return out
 
 
-def messages(total: int, seed: int = 0) -> List[str]:
-    """The curated messages first, then generated ones, ``total`` in all."""
-    curated = CURATED[:total]
-    return curated + generated(total - len(curated), seed)
+def messages(total: int, seed: int = 0, max_repeat: int = 4_000, pathological: bool = True) -> List[str]:
+    """The curated (and pathological) messages first, then generated ones, ``total`` in all."""
+    curated = (CURATED + (PATHOLOGICAL if pathological else []))[:total]
+    return curated + generated(total - len(curated), seed, max_repeat)
 
 
 # --------------------------------------------------------------------------- judging replies

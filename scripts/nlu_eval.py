@@ -245,7 +245,7 @@ def train(config: Path | str, out_dir: Path | str, name: str, nlu_only: bool = T
     else:
         cmd += ["--data", *[str(d) for d in (data or [ROOT / "data"])], "--domain", str(ROOT / "domain.yml")]
     cmd += ["--config", str(config), "--out", str(out_dir), "--fixed-model-name", name]
-    if force:
+    if force and not nlu_only:  # `rasa train nlu` has no --force; the fresh cache below forces it
         cmd.append("--force")
     env = dict(os.environ, **ENV, RASA_CACHE_DIRECTORY=str(out_dir / ".rasa-cache"))
     start = time.perf_counter()
@@ -278,17 +278,18 @@ class Result:
         return out
 
 
-def heldout(config: Path | str, workdir: Path) -> Result:
-    """Train NLU on all of data/nlu with `config`, evaluate on tests/nlu_test.yml."""
-    model, seconds = train(config, workdir, f"heldout-{Path(config).stem}")
+def heldout(config: Path | str, workdir: Path, data: Path | str = NLU_DATA) -> Result:
+    """Train NLU on all of `data` with `config`, evaluate on tests/nlu_test.yml."""
+    model, seconds = train(config, workdir, f"heldout-{Path(config).stem}", data=[data])
     result = Result(str(config), train_seconds=[seconds])
     result.heldout = evaluate(model, load_examples(HELDOUT))
     return result
 
 
-def cross_validate(config: Path | str, workdir: Path, n_folds: int = 3, seed: int = 42) -> Result:
-    """Own stratified k-fold loop over data/nlu (same folds for every config)."""
-    examples = load_examples(NLU_DATA)
+def cross_validate(config: Path | str, workdir: Path, n_folds: int = 3, seed: int = 42,
+                   data: Path | str = NLU_DATA) -> Result:
+    """Own stratified k-fold loop over `data` (same folds for every config)."""
+    examples = load_examples(data)
     result = Result(str(config))
     pooled: List[Dict[str, Any]] = []
     for i, (train_part, test_part) in enumerate(folds(examples, n_folds, seed)):
@@ -315,6 +316,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("mode", choices=["heldout", "cv"])
     parser.add_argument("configs", nargs="+")
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--data", default=str(NLU_DATA),
+                        help="NLU training data (folder or file); pin a snapshot to compare runs")
     parser.add_argument("--json", help="append result rows to this JSON-lines file")
     parser.add_argument("--verbose", action="store_true", help="print per-intent reports")
     parser.add_argument("--sweep", action="store_true", help="macro-F1 per fallback threshold")
@@ -322,7 +325,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with tempfile.TemporaryDirectory(prefix="nlu-eval-") as tmp:
         for config in args.configs:
             work = Path(tmp) / Path(config).stem
-            result = heldout(config, work) if args.mode == "heldout" else cross_validate(config, work, args.folds)
+            if args.mode == "heldout":
+                result = heldout(config, work, args.data)
+            else:
+                result = cross_validate(config, work, args.folds, data=args.data)
             row = result.row()
             print(json.dumps(row))
             scores = result.heldout or result.cv

@@ -6,6 +6,7 @@
 #   scripts/run_production.sh rasa       one Rasa server in the foreground (containers, tests)
 #   scripts/run_production.sh actions    the action server in the foreground
 #   scripts/run_production.sh check      print the settings (secrets hidden) and stop
+#   scripts/run_production.sh privacy purge --older-than 30d    python -m bot.privacy with these settings
 #
 # Settings come from the environment, optionally from an env file
 # (PRODUCTION_ENV_FILE, default ./production.env when it exists; see
@@ -57,18 +58,21 @@ export CASES_DB_URL=${CASES_DB_URL:-postgresql+psycopg2://$TRACKER_DB_USER@$TRAC
 export HANDOFF_HUB=${HANDOFF_HUB:-memory}
 # The demo page is for trying the widget, not for production.
 export WEBCHAT_DEMO_PAGE=${WEBCHAT_DEMO_PAGE:-false}
+# Sanic refuses bigger request bodies with 413 (default 100 MB). A chat message
+# is at most a few KB; long runs of punctuation are slow in the NLU pipeline.
+export SANIC_REQUEST_MAX_SIZE=${SANIC_REQUEST_MAX_SIZE:-32768}
 
 fail() { echo "run_production: $*" >&2; exit 2; }
 
 if [ -z "${TRACKER_ENCRYPTION_KEYS:-}" ]; then
-  if [ "${PRODUCTION_LOCAL_KEY:-1}" = "1" ] && [ "$COMMAND" != "check" ]; then
+  if [ "${PRODUCTION_LOCAL_KEY:-1}" = "1" ] && [ "$COMMAND" != "check" ] && [ "$COMMAND" != "privacy" ]; then
     # Local convenience only: a key under var/ (mode 0600). In production the
     # key comes from the secret store, never from the disk next to the data.
     mkdir -p var
     [ -s var/tracker_key ] || (umask 077; $PY -m bot.privacy genkey > var/tracker_key)
     TRACKER_ENCRYPTION_KEYS=$(cat var/tracker_key)
     echo "run_production: TRACKER_ENCRYPTION_KEYS not set; using the local key in var/tracker_key" >&2
-  elif [ "$COMMAND" != "check" ]; then
+  elif [ "$COMMAND" != "check" ] && [ "$COMMAND" != "privacy" ]; then
     fail "TRACKER_ENCRYPTION_KEYS is not set (create one: .venv/bin/python -m bot.privacy genkey)"
   fi
 fi
@@ -84,8 +88,9 @@ rasa_args() {
              --endpoints "$RASA_ENDPOINTS" --credentials "$RASA_CREDENTIALS"
              --logging-config-file deploy/logging.yml)
   if [ -n "${RASA_CORS_ORIGINS:-}" ]; then
-    # shellcheck disable=SC2206 - space or comma separated origins, never "*"
-    local origins=(${RASA_CORS_ORIGINS//,/ })
+    # Space or comma separated origins (scheme://host[:port]), never "*".
+    local origins
+    read -r -a origins <<< "${RASA_CORS_ORIGINS//,/ }"
     for origin in "${origins[@]}"; do [ "$origin" != "*" ] || fail "RASA_CORS_ORIGINS must not be *"; done
     RASA_ARGS+=(--cors "${origins[@]}")
   fi
@@ -122,11 +127,14 @@ case "$COMMAND" in
     exit 0 ;;
   actions)
     run_actions ;;
+  privacy)
+    shift
+    exec "$PY" -m bot.privacy --endpoints "$RASA_ENDPOINTS" "$@" ;;
   rasa)
     model; rasa_args "$RASA_PORT"
     exec "$PY" "${RASA_ARGS[@]}" ;;
   all) ;;
-  *) fail "unknown command $COMMAND (all, rasa, actions, check)" ;;
+  *) fail "unknown command $COMMAND (all, rasa, actions, check, privacy)" ;;
 esac
 
 # all: the action server and RASA_INSTANCES Rasa servers on consecutive ports.

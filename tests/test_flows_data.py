@@ -12,7 +12,7 @@ DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
 RULES = (ROOT / "data" / "stories" / "rules.yml").read_text(encoding="utf-8")
 ENGINE_TYPES = {"keuze", "ceremonie", "keuze_uit_lijst", "tekst", "naam", "locatie", "adres", "postcode",
                 "contact", "url", "zaaknummer", "boekingscode", "verhuisdatum", "spullen", "ophaaldag",
-                "tijdslot"}
+                "tijdslot", "telefoon"}
 
 
 def test_every_step_has_its_slot_ask_action_and_form_entry():

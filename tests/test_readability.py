@@ -72,7 +72,7 @@ FLOW_PRODUCT_INTENTS = (
 )
 CONVERSATION_INTENTS = (
     "greet", "goodbye", "thank", "affirm", "deny", "help", "stop",
-    "human_handoff", "explain",
+    "human_handoff", "explain", "tevreden", "ontevreden",
 )
 KNOWN_INTENTS = frozenset(PRODUCT_INTENTS + CONVERSATION_INTENTS)
 

@@ -15,6 +15,7 @@ from bot.actions import common
 from bot.actions import flows as engine
 from bot.cases.backends import get_backend
 from bot.cases.store import SlotTaken
+from integrations.hulpplein.summary import CONSENT_KEY, print_summary, volunteer_consent
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def case_payload(flow: engine.Flow, slots: Dict[Text, Any]) -> Dict[Text, Any]:
             continue
         if step.type == "naam":
             contact["naam"] = value
+        if step.type == "telefoon":
+            contact["telefoon"] = value
         data[key] = value
         if isinstance(value, dict) and value.get("postcode") and "postcode" not in data:
             data["postcode"] = value["postcode"]
@@ -119,6 +122,14 @@ class ActionFlowSubmit(Action):
             bsn = person.bsn
 
         payload = case_payload(flow, slots)
+        if flow.raw.get("transcript"):  # call-back request: the KCC sees the conversation so far
+            from bot.actions.handoff import case_attachment
+
+            payload["data"].update(case_attachment(tracker))
+        hulpplein = common.channel_of(tracker) == "hulpplein"
+        consent = volunteer_consent(tracker.events) if hulpplein else None
+        if consent is not None:  # "Mag de vrijwilliger u helpen met invullen?" on the Hulpplein page
+            payload["data"][CONSENT_KEY] = consent
         step = _booking_step(flow, slots)
         booking = (step.raw["soort_tijdslot"], slots[step.slot]["slot_id"]) if step else None
         store = common.store()
@@ -135,13 +146,16 @@ class ActionFlowSubmit(Action):
             logger.exception("filing failed for flow %s", flow.name)
             dispatcher.utter_message(text=engine.text("fout_bij_opslaan"))
             return [SlotSet(engine.OUTCOME_SLOT, "bevestigd")]
-        self.tell_filed(dispatcher, flow, case)
+        # On the Hulpplein page the print view gets its data (no BSN, phone masked).
+        self.tell_filed(dispatcher, flow, case, summary=print_summary(case) if hulpplein else None)
         return _reset(flow)
 
     @staticmethod
-    def tell_filed(dispatcher: CollectingDispatcher, flow: engine.Flow, case: Any) -> None:
+    def tell_filed(dispatcher: CollectingDispatcher, flow: engine.Flow, case: Any,
+                   summary: Optional[Dict[Text, Any]] = None) -> None:
+        """``summary``: a custom payload sent along with the case number (not shown as text)."""
         zaaktype = config.gemeente()["zaaktypen"][flow.zaaktype]
-        dispatcher.utter_message(text=engine.text("ingediend", zaaknummer=case.zaaknummer))
+        dispatcher.utter_message(text=engine.text("ingediend", zaaknummer=case.zaaknummer), json_message=summary)
         if case.booking_code:
             dispatcher.utter_message(text=engine.text("ingediend_code", code=case.booking_code))
         dispatcher.utter_message(text=f"{zaaktype['behandeltermijn']} {zaaktype['vervolg']}")

@@ -7,7 +7,8 @@ question texts, help texts, choices and validation rules come from the data.
 
 Per user message inside a form the validation action decides, in order:
 1. control words: "stop" (asks to confirm), "wat bedoelt u?" (explains the
-   current question), "medewerker" (gives the KCC);
+   current question), "medewerker" (ends the form, answers kept, and hands
+   over to the KCC: bot/actions/handoff.py);
 2. the answer to the current question, validated by its step type;
 3. an FAQ question asked in between: answered, then the question is asked again.
 A bad answer re-asks with a clear Dutch reason and never clears other answers.
@@ -331,6 +332,7 @@ def parse_answer(step: Step, answer: Text, slots: Dict[Text, Any]) -> Any:
         "adres": validators.parse_address,
         "postcode": validators.parse_postcode,
         "contact": lambda a: validators.parse_contact(a, optional=step.optional),
+        "telefoon": validators.parse_phone,
         "url": _parse_url,
         "zaaknummer": _parse_case_number,
         "boekingscode": _parse_booking_code,
@@ -358,6 +360,8 @@ def display(step: Step, value: Any) -> Text:
         if value.get("postcode"):
             return f"{value['postcode']} {value.get('huisnummer') or ''}".strip()
         return value.get("omschrijving") or value.get("straat") or ""
+    if step.type == "telefoon" and isinstance(value, str):
+        return validators.format_phone(value)
     if step.type == "contact" and isinstance(value, dict):
         parts = [value.get("email"), validators.format_phone(value["telefoon"]) if value.get("telefoon") else None]
         return " en ".join(p for p in parts if p) or "niet opgegeven"
@@ -401,6 +405,24 @@ def ask(dispatcher: CollectingDispatcher, flow: Flow, slot: Text, slots: Dict[Te
     buttons = [{"title": o.label, "payload": o.label} for o in options_for(step, slots)]
     buttons += list(step.raw.get("knoppen") or [])
     dispatcher.utter_message(text=common.fill(step.vraag), buttons=buttons + control_buttons())
+
+
+VIRTUAL_LABELS = {STOP_SLOT: "Stoppen", CONFIRM_SLOT: "Samenvatting", CHANGE_SLOT: "Aanpassen"}
+
+
+def hulpplein_tip(flow: Flow, slot: Text) -> Optional[Dict[str, Any]]:
+    """The volunteer's tip for this question on the Digitaal Hulpplein page (custom payload).
+
+    Steps have a ``tip``; the summary, change and stop questions take theirs from
+    ``algemeen.hulpplein.tips``. No ``text`` key: the widget must not show it in the chat.
+    """
+    step = flow.step(slot)
+    settings = config.flows()["algemeen"].get("hulpplein") or {}
+    tip = step.raw.get("tip") if step else (settings.get("tips") or {}).get(slot)
+    if not tip:
+        return None
+    return {"type": "hulpplein_tip", "flow": flow.name, "stap": slot,
+            "label": step.label if step else VIRTUAL_LABELS.get(slot, ""), "tip": common.fill(tip)}
 
 
 def explain(flow: Flow, slot: Optional[Text]) -> Text:
@@ -495,7 +517,9 @@ def handle_message(dispatcher: CollectingDispatcher, tracker: Tracker, flow: Flo
         if intent == "stop":
             return events + [SlotSet(REQUESTED_SLOT, STOP_SLOT)]
         if intent == "human_handoff":
-            dispatcher.utter_message(text=text("medewerker"))
+            from bot.actions.handoff import handoff_from_flow
+
+            return events + handoff_from_flow()
         else:
             dispatcher.utter_message(text=explain(flow, requested))
         return events + [SlotSet(REQUESTED_SLOT, requested)]
@@ -638,6 +662,10 @@ class FlowAskAction(Action):
         active = (tracker.active_loop or {}).get("name")
         flow = flow_for_form(active) or flow_for_slot(self.slot)
         ask(dispatcher, flow, self.slot, dict(tracker.slots))
+        if common.channel_of(tracker) == "hulpplein":
+            tip = hulpplein_tip(flow, self.slot)
+            if tip:  # a custom payload for the tip panel, never part of the chat text
+                dispatcher.utter_message(json_message=tip)
         return []
 
 

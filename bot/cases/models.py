@@ -259,3 +259,9 @@ class OutboxEntry:
     lease_until: Optional[dt.datetime]
     created_at: dt.datetime
     reference: str = field(default="")
+
+
+# Tables of other features that live in the case store database (migration
+# 0002_staff_and_kcc). Imported last: those modules add tables to `metadata`.
+from bot.staff import models as _staff_models  # noqa: E402,F401
+from bot.kcc import models as _kcc_models  # noqa: E402,F401

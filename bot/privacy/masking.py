@@ -44,12 +44,12 @@ _PHONE = re.compile(
     r"|\+[1-9](?:[\s-]?\d){7,14}"  # other international numbers
     r"|\(0\d{1,3}\)[\s-]?\d(?:[\s-]?\d){5,7}"  # (013) 123 45 67
     r"|0[1-9](?:[\s-]?\d){8}"  # 06 12345678, 013-1234567, 0612345678
-    r")(?!\d)")
+    r")(?!\w)")
 _POSTCODE = r"[1-9]\d{3}\s?(?!sa|sd|ss|SA|SD|SS)[A-Za-z]{2}(?![A-Za-z])"
 _HUISNUMMER = r"\d{1,5}(?:\s?-?\s?[A-Za-z](?![A-Za-z])|\s?-\s?\d{1,4})?"
 _ADDRESS = re.compile(
-    rf"(?<![\w])(?:{_POSTCODE}[\s,]*(?:(?:nr|nummer|huisnummer)\.?\s*)?{_HUISNUMMER}(?!\d)"
-    rf"|{_HUISNUMMER}(?:\s*,\s*|\s+){_POSTCODE})")
+    rf"(?<![\w])(?:{_POSTCODE}[\s,]*(?:(?:nr|nummer|huisnummer)\.?\s*)?{_HUISNUMMER}"
+    rf"|{_HUISNUMMER}(?:\s*,\s*|\s+){_POSTCODE})(?!\w)")
 # Nine digits, also written as 1234.56.789 or 123 456 789; checked with the 11-test.
 _BSN = re.compile(r"(?<![\w.])(?:\d{9}|\d{4}\.\d{2}\.\d{3}|\d{3}[ .]\d{3}[ .]\d{3})(?![\w])")
 
@@ -62,9 +62,17 @@ class Finding:
     text: str
 
 
+_DUTCH_NUMBER = re.compile(r"^(?:\+|00)?31(?:\(0\)|0)?(\d{9})$")
+
+
 def normalise(value: str) -> str:
-    """Compare form of a finding: lower case, without spaces, dots, dashes and brackets."""
-    return re.sub(r"[\s.()\-]", "", value).lower()
+    """Compare form of a finding: lower case, without spaces, dots, dashes and brackets;
+    Dutch phone numbers in national form (+31 6 1234 5678 -> 0612345678)."""
+    compact = re.sub(r"[\s.\-]", "", value).lower()
+    number = _DUTCH_NUMBER.match(compact)
+    if number:
+        return "0" + number.group(1)
+    return compact.replace("(", "").replace(")", "")
 
 
 def _valid_iban(candidate: str) -> bool:
@@ -117,6 +125,21 @@ class _Match:
         return self.e
 
 
+# Two-letter Dutch words that look like postcode letters in "in 2026 om 10 uur".
+_WORD_LETTERS = {"om", "en", "of", "in", "op", "te", "is", "de", "ik", "je", "ze", "we", "na", "al", "er",
+                 "nu", "zo", "uw", "ja", "nee", "of", "as", "an", "at", "on", "to", "or", "pm", "am", "uur"}
+_POSTCODE_PARTS = re.compile(r"[1-9]\d{3}(\s?)([A-Za-z]{2})")
+
+
+def _valid_address(candidate: str) -> bool:
+    """Reject "2026 om 10": lower-case word letters after a space are not a postcode."""
+    match = _POSTCODE_PARTS.search(candidate)
+    if not match:
+        return False
+    space, letters = match.groups()
+    return not (space and letters.islower() and letters in _WORD_LETTERS)
+
+
 def _valid_bsn(candidate: str) -> bool:
     return stdnum_bsn.is_valid(re.sub(r"\D", "", candidate))
 
@@ -127,7 +150,7 @@ _DETECTORS: List[tuple] = [
     ("iban", _IbanPattern(), None),
     ("phone", _PHONE, None),
     ("bsn", _BSN, _valid_bsn),
-    ("address", _ADDRESS, None),
+    ("address", _ADDRESS, _valid_address),
 ]
 
 

@@ -23,6 +23,8 @@ KEYS_ENV = "TRACKER_ENCRYPTION_KEYS"
 DEFAULT_NAME_SLOTS = ("huwelijk_partners", "huwelijk_getuigen", "verhuizing_personen")
 USER_TEXT_MAPPINGS = ("from_text", "from_entity")
 _RESET_EVENTS = ("restart", "reset_slots", "session_started")
+# Identifiers and intent names: never personal data, never changed.
+KEEP_KEYS = ("message_id", "model_id", "assistant_id", "input_channel", "intent", "intent_ranking")
 
 
 class PrivacyConfigError(RuntimeError):
@@ -217,7 +219,7 @@ class Protector:
                 masker = lambda s: mask_text(s, keep=keep_set(), values=values)  # noqa: E731
                 for key in ("text", "data", "metadata"):
                     if key in protected:
-                        protected[key] = mask_value(protected[key], masker)
+                        protected[key] = mask_value(protected[key], masker, skip_keys=KEEP_KEYS)
                 out.append(protected)
             elif kind == "slot":
                 protected = dict(event)
@@ -248,12 +250,12 @@ class Protector:
         if "identity_token" in metadata:
             metadata["identity_token"] = None  # it carries the BSN; needed only in its own turn
         if metadata:
-            protected["metadata"] = mask_value(metadata, masker)
+            protected["metadata"] = mask_value(metadata, masker, skip_keys=KEEP_KEYS)
         if text:
             protected["text"] = answer(text)
         parse_data = event.get("parse_data")
         if isinstance(parse_data, dict):
-            masked = mask_value(parse_data, masker, skip_keys=("intent", "intent_ranking"))
+            masked = mask_value(parse_data, masker, skip_keys=KEEP_KEYS)
             if isinstance(parse_data.get("text"), str):
                 masked["text"] = answer(parse_data["text"])
             for entity in masked.get("entities") or []:

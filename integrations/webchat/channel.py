@@ -27,7 +27,14 @@ bound session, never an id sent by the client. The secret comes from
 Extra events for this project's widget (other clients may ignore them):
 ``session_token`` {session_id, token, resumed}, ``typing`` {typing: bool},
 ``user_echo`` {text} (a message sent from another tab of the same session),
-``history_request`` -> {session_id, messages: [...]}.
+``history_request`` -> {session_id, messages: [...]}, ``session_closed`` {} (another tab ended it).
+
+Ending a session (``POST /webchat/session/close`` with ``{"session_id", "token"}``,
+used by ``GemeenteChat.endConversation()`` and the Digitaal Hulpplein page): the
+session id is revoked (its tokens no longer verify, so it can never be resumed),
+the sockets bound to it are told and unbound, and its events are deleted from the
+tracker store, so nothing of the conversation can be read back with the old id.
+The revocation list lives in this process (see :meth:`SessionTokens.revoke`).
 """
 from __future__ import annotations
 
@@ -65,6 +72,7 @@ CHANNEL_NAME = "webchat"
 SOCKETIO_PATH = "/webchat/socket.io"
 STATIC_PREFIX = "/webchat/static"
 CONFIG_PATH = "/webchat/config.json"
+CLOSE_PATH = "/webchat/session/close"
 DEMO_PATH = "/demo"
 
 DEFAULT_ALLOWED_ORIGINS: Tuple[str, ...] = (
@@ -89,6 +97,8 @@ MAX_PAGE_URL_CHARS = 2048
 MAX_IDENTITY_TOKEN_CHARS = 8192
 MAX_BUTTON_TITLE_CHARS = 200
 MAX_SOCKET_BUFFER_BYTES = 64 * 1024
+MAX_REVOKED_SESSIONS = 100_000
+CONSENT_KEY = "toestemming_vrijwilliger"  # Digitaal Hulpplein: may the volunteer help?
 
 # Texts the channel itself says (Dutch, B1, "u").
 TEXTS = {
@@ -143,6 +153,7 @@ class SessionTokens:
         self._secret = secret
         self.max_age = int(max_age)
         self._clock = clock
+        self._revoked: Dict[str, float] = {}  # session id -> when its last token expires
 
     @staticmethod
     def new_session_id() -> str:
@@ -160,9 +171,27 @@ class SessionTokens:
         issued = int(self._clock())
         return f"{TOKEN_VERSION}.{issued}.{self._mac(session_id, issued)}"
 
+    def revoke(self, session_id: str) -> None:
+        """No token of ``session_id`` verifies any more (until they would have expired anyway).
+
+        Kept in memory: with several Rasa processes each one revokes on its own,
+        but the conversation itself is deleted from the shared tracker store.
+        """
+        now = self._clock()
+        if len(self._revoked) >= MAX_REVOKED_SESSIONS:
+            self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
+        self._revoked[session_id] = now + self.max_age + CLOCK_SKEW_SECONDS
+
+    def is_revoked(self, session_id: str) -> bool:
+        until = self._revoked.get(session_id)
+        return until is not None and until > self._clock()
+
     def verify(self, session_id: Any, token: Any) -> bool:
-        """True when ``token`` was issued by us for ``session_id`` and has not expired."""
+        """True when ``token`` was issued by us for ``session_id``, has not expired
+        and the session was not closed."""
         if not isinstance(session_id, str) or not SESSION_ID_RE.match(session_id):
+            return False
+        if self.is_revoked(session_id):
             return False
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             return False
@@ -257,7 +286,8 @@ def clean_metadata(raw: Any) -> Dict[str, str]:
     """The message metadata the bot may read; everything else from the browser is dropped.
 
     ``channel`` is "website" unless the page says "hulpplein"; ``page_url`` only
-    http(s); ``identity_token`` and ``button_title`` only as short strings.
+    http(s); ``identity_token`` and ``button_title`` only as short strings;
+    ``toestemming_vrijwilliger`` (true/false) only from the Hulpplein page.
     """
     if isinstance(raw, str):
         try:
@@ -278,6 +308,9 @@ def clean_metadata(raw: Any) -> Dict[str, str]:
     title = raw.get("button_title")
     if isinstance(title, str) and 0 < len(title.strip()) <= MAX_BUTTON_TITLE_CHARS:
         metadata["button_title"] = title.strip()
+    consent = raw.get(CONSENT_KEY)
+    if metadata["channel"] == "hulpplein" and isinstance(consent, bool):
+        metadata[CONSENT_KEY] = consent
     return metadata
 
 
@@ -376,10 +409,56 @@ def history_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, A
             messages.append({"sender": "user", "text": title or text,
                              "timestamp": event.get("timestamp")})
         elif kind == "bot":
+            employee = ((event.get("metadata") or {}).get("kcc") or {}).get("medewerker")
             for payload in bot_payloads(event.get("text"), event.get("data")):
                 payload.update(sender="bot", timestamp=event.get("timestamp"))
+                if employee:  # written by a KCC employee (integrations/kcc)
+                    payload.update({"from": "medewerker", "label": "Medewerker"})
                 messages.append(payload)
     return messages[-MAX_HISTORY_MESSAGES:]
+
+
+async def forget_conversation(agent: Any, sender_id: str) -> bool:
+    """Delete every stored event of ``sender_id`` from the agent's tracker store.
+
+    SQL (also the privacy-masking subclass), in-memory and Redis stores are
+    emptied for that sender; any other store gets a ``Restarted`` event. Runs
+    under the conversation lock, so a message being handled cannot write the
+    events back. True when the events were deleted.
+    """
+    from rasa.shared.core.events import Restarted
+
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return False
+
+    async def forget() -> bool:
+        inner = store
+        while getattr(inner, "_tracker_store", None) is not None:  # FailSafe/Awaitable wrappers
+            inner = inner._tracker_store
+        if hasattr(inner, "session_scope") and hasattr(inner, "SQLEvent"):
+            with inner.session_scope() as session:
+                session.query(inner.SQLEvent).filter(inner.SQLEvent.sender_id == sender_id).delete(
+                    synchronize_session=False)
+                session.commit()
+            return True
+        if isinstance(getattr(inner, "store", None), dict):
+            inner.store.pop(sender_id, None)
+            return True
+        if getattr(inner, "red", None) is not None and hasattr(inner, "key_prefix"):
+            inner.red.delete(inner.key_prefix + sender_id)
+            return True
+        tracker = await store.retrieve(sender_id)
+        if tracker is not None:
+            tracker.update(Restarted())
+            await store.save(tracker)
+        return False
+
+    lock_store = getattr(agent, "lock_store", None)
+    if lock_store is None:
+        return await forget()
+    async with lock_store.lock(sender_id):
+        return await forget()
 
 
 class WebchatOutput(SocketIOOutput):
@@ -509,6 +588,30 @@ class WebchatInput(InputChannel):
             return []
         return history_from_events(event.as_dict() for event in tracker.events)
 
+    async def close_session(self, session_id: str) -> None:
+        """End ``session_id`` for good: revoke it, unbind and tell its sockets, delete its events."""
+        self.tokens.revoke(session_id)
+        self.message_limiter.forget(session_id)
+        if self.sio is not None:
+            await self.sio.emit("session_closed", {}, room=session_id)
+            for sid in [sid for sid, bound in self._sessions.items() if bound == session_id]:
+                self._sessions.pop(sid, None)
+                await self.sio.leave_room(sid, session_id)
+        kcc = self.kcc_bridge()
+        if kcc is not None:
+            await kcc.citizen_closed(session_id)
+        agent = getattr(getattr(self.app, "ctx", None), "agent", None)
+        if agent is not None:
+            await forget_conversation(agent, session_id)
+
+    def kcc_bridge(self) -> Any:
+        """The KCC handoff bridge of this app (integrations/kcc), or None."""
+        if self.app is None:
+            return None
+        from integrations.kcc.bridge import KccBridge
+
+        return KccBridge.of(self.app)
+
     def demo_values(self, request: Request) -> Dict[str, str]:
         g = config.gemeente()
         widget = widget_config(g)
@@ -543,6 +646,24 @@ class WebchatInput(InputChannel):
             headers.update({"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
             return response.json(widget_config(), headers=headers)
 
+        @bp.route(CLOSE_PATH, methods=["POST"])
+        async def close(request: Request) -> HTTPResponse:
+            # A text/plain JSON body, so a widget on another site needs no CORS preflight;
+            # the token proves that the caller owns the session.
+            headers = self.cors_headers(request)
+            headers.update({"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+            try:
+                body = json.loads(request.body or b"{}")
+            except ValueError:
+                body = {}
+            body = body if isinstance(body, dict) else {}
+            session_id = body.get("session_id")
+            if not self.tokens.verify(session_id, body.get("token")):
+                return response.json({"closed": False}, status=403, headers=headers)
+            await self.close_session(session_id)
+            logger.info("webchat: a session was closed by its owner")
+            return response.json({"closed": True}, headers=headers)
+
         @bp.route(f"{STATIC_PREFIX}/<filename>", methods=["GET"])
         async def static(_: Request, filename: str) -> HTTPResponse:
             return pages.static_file(STATIC_DIR, filename)
@@ -552,6 +673,17 @@ class WebchatInput(InputChannel):
             async def demo(request: Request) -> HTTPResponse:
                 return pages.html_page(request, TEMPLATE_DIR / "demo.html", self.demo_values(request),
                                        frame_ancestors=self.frame_ancestors)
+
+        @bp.listener("after_server_start")
+        async def start_kcc_bridge(app: Sanic, _loop: Any) -> None:
+            # KCC live chat: messages for a citizen (from any Rasa process) reach its sockets here.
+            async def deliver(session_id: str, event: str, payload: Dict[str, Any]) -> None:
+                await sio.emit(event, payload, room=session_id)
+
+            bridge = self.kcc_bridge()
+            if bridge is not None:
+                bridge.add_citizen_sink(deliver)
+                await bridge.start()
 
         async def start_session(sid: str, requested: Any = None, token: Any = None) -> str:
             resumed = self.tokens.verify(requested, token)
@@ -568,6 +700,10 @@ class WebchatInput(InputChannel):
                                              "resumed": resumed}, to=sid)
             # A plain string, as Rasa's socket.io channel sends it (rasa-webchat reads both forms).
             await sio.emit("session_confirm", session_id, to=sid)
+            kcc = self.kcc_bridge()
+            kcc_state = await kcc.citizen_connected(session_id) if kcc is not None else None
+            if kcc_state:  # waiting for / chatting with a KCC employee
+                await sio.emit("kcc_state", {"state": kcc_state}, to=sid)
             return session_id
 
         @sio.on("connect")
@@ -576,8 +712,11 @@ class WebchatInput(InputChannel):
 
         @sio.on("disconnect")
         async def disconnect(sid: Text, *args: Any) -> None:
-            self._sessions.pop(sid, None)
+            session_id = self._sessions.pop(sid, None)
             self.session_request_limiter.forget(sid)
+            kcc = self.kcc_bridge()
+            if session_id and kcc is not None and session_id not in self._sessions.values():
+                await kcc.citizen_disconnected(session_id)  # KCC queue: gone after a timeout
 
         @sio.on("session_request")
         async def session_request(sid: Text, data: Any = None) -> None:
@@ -629,5 +768,9 @@ class WebchatInput(InputChannel):
                 await sio.emit(self.bot_message_evt, {"text": TEXTS["error"]}, room=session_id)
             finally:
                 await sio.emit("typing", {"typing": False}, room=session_id)
+            kcc = self.kcc_bridge()
+            kcc_state = await kcc.citizen_message(session_id) if kcc is not None else None
+            if kcc_state:  # in the KCC queue or with an employee: consoles woken, status shown
+                await sio.emit("kcc_state", {"state": kcc_state}, room=session_id)
 
         return bp

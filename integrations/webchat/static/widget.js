@@ -9,10 +9,19 @@
  *           data-open="true"                (optional: open the chat at once)
  *           data-server="https://ASSISTANT" (optional: when the script is served from elsewhere)
  *           data-init-payload="/greet"      (optional: what starts a new conversation)
+ *           data-text-size="3"              (optional: default text size step 1-5 until the user picks one)
+ *           data-mount="#element"           (optional: the chat fills this element and stays open; the
+ *                                            host page owns the conversation: no launcher, close or
+ *                                            "Nieuw gesprek" button. Used by the Digitaal Hulpplein page.)
  *   ></script>
  *
  * JS API: window.GemeenteChat.open(), .close(), .newConversation(),
- *         .setIdentityToken(token), .renderText(text) -> DocumentFragment (the safe renderer).
+ *         .setIdentityToken(token), .renderText(text) -> DocumentFragment (the safe renderer),
+ *         .setMetadata({key: value}) (extra message metadata; the server keeps only what it knows),
+ *         .endConversation() -> Promise<{closed}> (ends the conversation for good: the server
+ *           forgets the session, storage/cookies of the chat and the visible history are cleared).
+ * Custom payloads from the bot are not shown in the chat; they are dispatched as the DOM event
+ * "gemeentechat:custom" (detail = the payload), which bubbles up to document and window.
  *
  * Bot and user text is only ever put in the page as text (textContent / text nodes);
  * the renderer knows **bold**, [label](https://...) and bare http(s) links, nothing else.
@@ -31,10 +40,13 @@
   const SERVER = String(data.server || scriptUrl.origin).replace(/\/+$/, "");
   const CHANNEL = data.channel === "hulpplein" ? "hulpplein" : "website";
   const INIT_PAYLOAD = data.initPayload || "/greet";
+  const EMBEDDED = typeof data.mount === "string" && data.mount !== "";
+  const CLOSE_PATH = "/webchat/session/close";
   const KEY_SESSION = "gemeentechat.session";
   const KEY_OPEN = "gemeentechat.open";
   const KEY_PREFS = "gemeentechat.prefs";
   const SCALES = [1, 1.15, 1.3, 1.5, 1.75];
+  const DEFAULT_SCALE = Math.min(SCALES.length - 1, Math.max(0, (parseInt(data.textSize, 10) || 1) - 1));
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ICONS = {
     chat: "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z",
@@ -282,8 +294,9 @@
     needGreeting: false,
     queue: [],
     identityToken: data.identityToken || null,
+    extraMetadata: {},
     prefs: {
-      scale: Math.min(SCALES.length - 1, Math.max(0, parseInt(storedPrefs.scale, 10) || 0)),
+      scale: Number.isInteger(storedPrefs.scale) ? Math.min(SCALES.length - 1, Math.max(0, storedPrefs.scale)) : DEFAULT_SCALE,
       contrast: storedPrefs.contrast === true,
       autoRead: storedPrefs.autoRead === true,
     },
@@ -333,8 +346,10 @@
       root.style.setProperty("--gc-on-brand", colours.on_primary);
     }
 
+    if (EMBEDDED) { root.classList.add("gc-root--embedded"); }
     const launcher = button("gc-launcher", null, () => openPanel(true));
     launcher.id = "gc-launcher";
+    launcher.hidden = EMBEDDED;
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-controls", "gc-panel");
     launcher.appendChild(icon(ICONS.chat));
@@ -355,7 +370,8 @@
     const close = button("gc-close", null, closePanel);
     close.append(icon(ICONS.close), el("span", null, "Sluiten"));
     close.setAttribute("aria-label", "Sluiten: chat dichtdoen");
-    header.append(heading, close);
+    header.append(heading);
+    if (!EMBEDDED) { header.append(close); }
 
     const toolbar = el("div", "gc-toolbar");
     toolbar.setAttribute("role", "group");
@@ -374,7 +390,7 @@
     const fresh = button("gc-tool gc-new", "Nieuw gesprek", askNewConversation);
     toolbar.append(smaller, larger, contrast);
     if (speech) { toolbar.append(autoRead); }
-    toolbar.append(fresh);
+    if (!EMBEDDED) { toolbar.append(fresh); }
 
     const log = el("div", "gc-log");
     log.tabIndex = 0;
@@ -439,14 +455,15 @@
     panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
         event.preventDefault();
-        if (!confirm.hidden) { confirm.hidden = true; ui.fresh.focus(); } else { closePanel(); }
+        if (!confirm.hidden) { confirm.hidden = true; ui.fresh.focus(); } else if (!EMBEDDED) { closePanel(); }
       }
     });
     root.append(launcher, panel);
     ui = { root, launcher, panel, log, list, typing, status, input, live, smaller, larger, contrast,
       autoRead, fresh, confirm, confirmYes };
     applyPrefs();
-    document.body.appendChild(root);
+    const mount = EMBEDDED ? document.querySelector(data.mount) : null;
+    (mount || document.body).appendChild(root);
   }
 
   // ------------------------------------------------------------------ preferences
@@ -538,9 +555,18 @@
     if (!text && !link) { return; }
     const replies = Array.isArray(message.quick_replies) ? message.quick_replies : (message.buttons || []);
 
-    const item = el("li", "gc-msg gc-msg--bot");
+    // A KCC employee's message (live chat): same text rendering, labelled "Medewerker".
+    const employee = message.from === "medewerker";
+    const who = employee ? "Medewerker" : name();
+    const item = el("li", employee ? "gc-msg gc-msg--bot gc-msg--medewerker" : "gc-msg gc-msg--bot");
     const bubble = el("div", "gc-bubble");
-    bubble.appendChild(srOnly(name() + ": "));
+    if (employee) {
+      const label = el("p", "gc-from");
+      label.appendChild(el("strong", null, who));
+      bubble.appendChild(label);
+    } else {
+      bubble.appendChild(srOnly(who + ": "));
+    }
     if (text) {
       const p = el("p");
       p.appendChild(renderText(text));
@@ -578,7 +604,7 @@
     ui.list.appendChild(item);
     scrollToBottom();
     if (live) {
-      announce(name() + " zegt: " + plainText(text));
+      announce(who + " zegt: " + plainText(text));
       if (state.prefs.autoRead && text) { speak(text, false); }
     }
   }
@@ -599,7 +625,7 @@
   }
 
   function metadata(buttonTitle) {
-    const meta = { channel: CHANNEL, page_url: location.origin + location.pathname };
+    const meta = Object.assign({}, state.extraMetadata, { channel: CHANNEL, page_url: location.origin + location.pathname });
     if (state.identityToken) { meta.identity_token = state.identityToken; }
     if (buttonTitle) { meta.button_title = buttonTitle; }
     return meta;
@@ -657,7 +683,7 @@
       socket.on("disconnect", () => {
         state.ready = false;
         setBusy(false);
-        setStatus("De verbinding is weg. Ik probeer het opnieuw.");
+        setStatus(socket.stopped ? "" : "De verbinding is weg. Ik probeer het opnieuw.");
       });
       socket.on("session_token", (info) => {
         if (!info || typeof info.session_id !== "string") { return; }
@@ -688,6 +714,11 @@
       socket.on("bot_uttered", (message) => { addBotMessage(message, true); });
       socket.on("user_echo", (info) => { if (info && typeof info.text === "string") { addUserMessage(info.text); } });
       socket.on("typing", (info) => { setBusy(!!(info && info.typing)); });
+      socket.on("session_closed", () => { forgetConversation(); });
+      socket.on("kcc_state", (info) => {  // live chat with a KCC employee
+        const shown = { waiting: "U wacht op een medewerker.", active: "U chat nu met een medewerker van de gemeente." };
+        setStatus((info && shown[info.state]) || "");
+      });
       window.addEventListener("online", () => { if (socket && !socket.connected) { socket.open(); } });
     }
     if (socket.stopped || !socket.ws) {
@@ -722,6 +753,55 @@
     }
   }
 
+  /** Forget everything of this conversation in the browser: storage, cookies, visible history. */
+  function forgetConversation() {
+    if (speech) { speech.cancel(); }
+    if (socket) { socket.close(); }
+    ["sessionStorage", "localStorage"].forEach((kind) => {
+      try {
+        const store = window[kind];
+        for (let i = store.length - 1; i >= 0; i--) {
+          const key = store.key(i);
+          if (key && key.indexOf("gemeentechat.") === 0) { store.removeItem(key); }
+        }
+      } catch (e) { /* storage blocked */ }
+    });
+    [sessionStore, prefStore].forEach((store) => [KEY_SESSION, KEY_OPEN, KEY_PREFS].forEach((k) => store.removeItem(k)));
+    document.cookie.split(";").forEach((cookie) => {
+      const key = cookie.split("=")[0].trim();
+      if (key.indexOf("gemeentechat") === 0) {
+        document.cookie = key + "=; expires=Thu, 01 Jan 1970 00:00:00 GMT; path=/; SameSite=Lax";
+      }
+    });
+    state.session = null;
+    state.resumed = false;
+    state.ready = false;
+    state.queue = [];
+    state.needGreeting = true;
+    state.identityToken = null;
+    state.extraMetadata = {};
+    state.prefs = { scale: DEFAULT_SCALE, contrast: false, autoRead: false };
+    applyPrefs();
+    clearLog();
+    setBusy(false);
+    setStatus("");
+    if (ui) { ui.input.value = ""; ui.confirm.hidden = true; }
+  }
+
+  /** End the conversation for good: the server forgets the session, the browser everything else. */
+  function endConversation() {
+    const session = state.session;
+    forgetConversation();
+    if (!session || !session.id || !session.token) { return Promise.resolve({ closed: false }); }
+    return fetch(SERVER + CLOSE_PATH, {
+      method: "POST", credentials: "omit", cache: "no-store", keepalive: true,
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
+      body: JSON.stringify({ session_id: session.id, token: session.token }),
+    }).then((r) => (r.ok ? r.json() : null))
+      .then((answer) => ({ closed: !!(answer && answer.closed === true) }))
+      .catch(() => ({ closed: false }));
+  }
+
   // ------------------------------------------------------------------ open and close
 
   function openPanel(focusInput) {
@@ -737,6 +817,7 @@
   }
 
   function closePanel() {
+    if (EMBEDDED) { return; }
     state.open = false;
     sessionStore.removeItem(KEY_OPEN);
     if (speech) { speech.cancel(); }
@@ -773,7 +854,7 @@
       build();
       const wasOpen = sessionStore.getItem(KEY_OPEN) === "1";
       if (state.session || wasOpen) { connect(); }
-      if (wasOpen) {
+      if (wasOpen || EMBEDDED) {
         openPanel(false);
       } else if (data.open === "true") {
         openPanel(true);
@@ -793,6 +874,13 @@
     close: () => whenBuilt(() => { if (state.open) { closePanel(); } }),
     newConversation: () => whenBuilt(newConversation),
     setIdentityToken: (token) => { state.identityToken = token ? String(token) : null; },
+    setMetadata: (values) => {
+      Object.keys(values || {}).forEach((key) => {
+        const value = values[key];
+        if (value === null || value === undefined) { delete state.extraMetadata[key]; } else { state.extraMetadata[key] = value; }
+      });
+    },
+    endConversation: () => (ui ? endConversation() : new Promise((resolve) => whenBuilt(() => endConversation().then(resolve)))),
     renderText,
   };
 

@@ -1,0 +1,1 @@
+"""The insights page for the municipality (/inzichten). See channel.py."""
