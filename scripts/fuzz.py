@@ -276,20 +276,29 @@ class _SocketChat:
         _, self.sio_session = self._next(("session_confirm",), time.monotonic() + 30)
 
     def say(self, text: str, timeout: float = 120) -> List[Dict[str, Any]]:
+        from integrations.webchat.channel import TEXTS
+
+        while not self.events.empty():  # nothing of an earlier turn may count for this one
+            self.events.get_nowait()
         self._run(self.sio.emit("user_uttered", {"message": text, "session_id": self.sio_session}))
         deadline = time.monotonic() + timeout
         replies: List[Dict[str, Any]] = []
+        refused = False
         while True:
-            name, payload = self._next(("bot_uttered", "typing"), deadline)
+            try:
+                name, payload = self._next(("bot_uttered", "typing"), deadline)
+            except queue.Empty:
+                if refused:
+                    return replies
+                raise
             if name == "typing" and not (payload or {}).get("typing"):
                 return replies
             if name == "bot_uttered":
                 replies.append(payload if isinstance(payload, dict) else {"text": str(payload)})
-                text_ = replies[-1].get("text") or ""
-                from integrations.webchat.channel import TEXTS
-
-                if text_ in TEXTS.values():  # refused by the channel before the bot: no typing events
-                    return replies
+                if replies[-1].get("text") in (TEXTS["too_long"], TEXTS["rate_limited"]) and not refused:
+                    # Refused before the bot; newer channel versions still end with typing: false.
+                    refused = True
+                    deadline = min(deadline, time.monotonic() + 2)
 
     def close(self) -> None:
         async def abort() -> None:

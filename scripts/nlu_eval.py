@@ -41,8 +41,9 @@ ENV = {
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     "PYTHONWARNINGS": "ignore",
 }
-for _key, _value in ENV.items():
-    os.environ.setdefault(_key, _value)
+# Quiet TensorFlow and no telemetry for in-process model loading too.
+for _key in ("TF_CPP_MIN_LOG_LEVEL", "RASA_TELEMETRY_ENABLED"):
+    os.environ.setdefault(_key, ENV[_key])
 
 
 # --------------------------------------------------------------------------- data

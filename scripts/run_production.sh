@@ -58,9 +58,11 @@ export CASES_DB_URL=${CASES_DB_URL:-postgresql+psycopg2://$TRACKER_DB_USER@$TRAC
 export HANDOFF_HUB=${HANDOFF_HUB:-memory}
 # The demo page is for trying the widget, not for production.
 export WEBCHAT_DEMO_PAGE=${WEBCHAT_DEMO_PAGE:-false}
-# Sanic refuses bigger request bodies with 413 (default 100 MB). A chat message
-# is at most a few KB; long runs of punctuation are slow in the NLU pipeline.
-export SANIC_REQUEST_MAX_SIZE=${SANIC_REQUEST_MAX_SIZE:-32768}
+# Rasa's Sanic refuses bigger request bodies with 413 (default 100 MB). A chat
+# message is at most a few KB; long runs of punctuation are slow in the NLU
+# pipeline. Not for the action server: Rasa sends it the whole tracker.
+RASA_REQUEST_MAX_SIZE=${RASA_REQUEST_MAX_SIZE:-32768}
+unset SANIC_REQUEST_MAX_SIZE
 
 fail() { echo "run_production: $*" >&2; exit 2; }
 
@@ -132,7 +134,7 @@ case "$COMMAND" in
     exec "$PY" -m bot.privacy --endpoints "$RASA_ENDPOINTS" "$@" ;;
   rasa)
     model; rasa_args "$RASA_PORT"
-    exec "$PY" "${RASA_ARGS[@]}" ;;
+    exec env SANIC_REQUEST_MAX_SIZE="$RASA_REQUEST_MAX_SIZE" "$PY" "${RASA_ARGS[@]}" ;;
   all) ;;
   *) fail "unknown command $COMMAND (all, rasa, actions, check, privacy)" ;;
 esac
@@ -156,7 +158,7 @@ urls=()
 for i in $(seq 0 $((RASA_INSTANCES - 1))); do
   port=$((RASA_PORT + i))
   rasa_args "$port"
-  "$PY" "${RASA_ARGS[@]}" >"var/log/rasa-$port.log" 2>&1 &
+  SANIC_REQUEST_MAX_SIZE="$RASA_REQUEST_MAX_SIZE" "$PY" "${RASA_ARGS[@]}" >"var/log/rasa-$port.log" 2>&1 &
   pids+=($!)
   urls+=("http://$RASA_HOST:$port")
 done

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.privacy.masking import MASKS, find_pii, mask_text, normalise, public_findings
+from bot.privacy.masking import mask_text, normalise, public_findings
 from bot.privacy.protect import ENC_KEY, SCRUBBED, PrivacyConfigError, Protector, load_cipher
 from tests.conftest import DEFAULT_TEST_PG_URL
 

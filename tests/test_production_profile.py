@@ -264,7 +264,7 @@ def test_hardening(cluster):
     assert requests.get(b + "/status", params={"token": AUTH_TOKEN}, timeout=10).status_code == 200
     assert requests.get(a + "/demo", timeout=10).status_code == 404  # no demo page in production
     huge = requests.post(f"{a}/webhooks/rest/webhook", json={"sender": "x", "message": "a" * 40_000}, timeout=30)
-    assert huge.status_code == 413  # SANIC_REQUEST_MAX_SIZE
+    assert huge.status_code == 413  # RASA_REQUEST_MAX_SIZE
 
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
     allowed = requests.options(f"{a}/webhooks/rest/webhook", headers={"Origin": ORIGIN, **preflight}, timeout=10)

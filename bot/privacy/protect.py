@@ -6,12 +6,13 @@ store's docstring for the rules.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Text, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from bot.privacy.masking import MASKS, find_pii, mask_text, mask_value, normalise, public_findings
+from bot.privacy.masking import MASKS, find_pii, mask_text, mask_value, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +87,15 @@ def personal_slot_names() -> Set[str]:
     return typed | name_slot_names()
 
 
-def _step_buttons(slot: str) -> Set[str]:
+@functools.lru_cache(maxsize=256)
+def _step_buttons(slot: str) -> frozenset:
     """Button texts of a step ("Alleen ik", "Later doorgeven"): not personal."""
     texts: Set[str] = set()
     for step in _flow_steps():
         if step.get("slot") == slot:
             for button in step.get("knoppen") or []:
                 texts.update(str(button.get(k, "")).strip().lower() for k in ("title", "payload"))
-    return texts
+    return frozenset(texts)
 
 
 def conversation_slots(domain: Any) -> Set[str]:
