@@ -3,6 +3,7 @@
 # Ctrl-C stops all of them. Called by `make run` after install and training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${PROFILE:-embedded}" = "production" ]; then exec bash scripts/run_production.sh "$@"; fi
 PY=.venv/bin/python
 RASA_PORT=${RASA_PORT:-5005}
 ACTION_PORT=${ACTION_PORT:-5055}

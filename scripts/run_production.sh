@@ -54,8 +54,9 @@ export REDIS_PASSWORD=${REDIS_PASSWORD:-}
 export REDIS_USE_SSL=${REDIS_USE_SSL:-false}
 export REDIS_KEY_PREFIX=${REDIS_KEY_PREFIX:-assistent}
 export CASES_DB_URL=${CASES_DB_URL:-postgresql+psycopg2://$TRACKER_DB_USER@$TRACKER_DB_HOST:$TRACKER_DB_PORT/$TRACKER_DB_NAME}
-# HANDOFF_HUB=redis arrives with the KCC handoff feature; until then it is ignored.
-export HANDOFF_HUB=${HANDOFF_HUB:-memory}
+# KCC live takeover across instances: Redis pub/sub (bot/kcc/hub.py), channel
+# prefix <REDIS_KEY_PREFIX>:kcc: unless HANDOFF_HUB_PREFIX is set.
+export HANDOFF_HUB=${HANDOFF_HUB:-redis}
 # The demo page is for trying the widget, not for production.
 export WEBCHAT_DEMO_PAGE=${WEBCHAT_DEMO_PAGE:-false}
 # Rasa's Sanic refuses bigger request bodies with 413 (default 100 MB). A chat
@@ -122,8 +123,12 @@ case "$COMMAND" in
   check)
     echo "Rasa ${RASA_HOST}:${RASA_PORT} x${RASA_INSTANCES}, actions ${ACTION_HOST}:${ACTION_PORT}"
     echo "Tracker store postgresql://${TRACKER_DB_USER}@${TRACKER_DB_HOST}:${TRACKER_DB_PORT}/${TRACKER_DB_NAME} schema=${POSTGRESQL_SCHEMA:-public}"
-    echo "Lock store redis://${REDIS_HOST}:${REDIS_PORT}/${REDIS_LOCK_DB} prefix=${REDIS_KEY_PREFIX}"
-    echo "Case store ${CASES_DB_URL%%@*}@..."
+    echo "Lock store redis://${REDIS_HOST}:${REDIS_PORT}/${REDIS_LOCK_DB} prefix=${REDIS_KEY_PREFIX}; handoff hub ${HANDOFF_HUB}"
+    if [[ $CASES_DB_URL == *@* ]]; then
+      echo "Case store ${CASES_DB_URL%%://*}://***@${CASES_DB_URL#*@}"   # no user or password
+    else
+      echo "Case store $CASES_DB_URL"
+    fi
     echo "Encryption key: $([ -n "$TRACKER_ENCRYPTION_KEYS" ] && echo set || echo MISSING)"
     echo "HTTP API: ${RASA_ENABLE_API:-false}; CORS: ${RASA_CORS_ORIGINS:-none}; log level ${LOG_LEVEL}"
     exit 0 ;;

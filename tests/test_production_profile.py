@@ -150,6 +150,7 @@ def test_run_production_refuses_unsafe_settings():
     check = _script("check", RASA_CORS_ORIGINS=ORIGIN)
     assert check.returncode == 0 and "Lock store redis://" in check.stdout and ORIGIN in check.stdout
     assert _script("check", TRACKER_ENCRYPTION_KEYS="").stdout.count("MISSING") == 1
+    assert "geheim" not in _script("check", CASES_DB_URL="postgresql+psycopg2://u:geheim@db/x").stdout
     assert _script("actions", TRACKER_ENCRYPTION_KEYS="").returncode == 2
     debug = _script("actions", LOG_LEVEL="DEBUG")
     assert debug.returncode == 2 and "PRIVACY_ALLOW_DEBUG_LOGS" in debug.stderr

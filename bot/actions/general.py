@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, Restarted, SessionStarted, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.nlu.guard import input_problem
@@ -22,6 +22,9 @@ class ActionSessionStart(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
         events: List[EventType] = [SessionStarted()]
+        intent, _ = common.latest_intent(tracker)
+        if intent == "session_start":  # typed "/session_start": never leave it unanswered
+            dispatcher.utter_message(response="utter_greet")
         events += [SlotSet(key, value) for key, value in common.template_vars().items()
                    if key in (domain.get("slots") or {})]
         return events + [ActionExecuted("action_listen")]
@@ -58,3 +61,28 @@ class ActionFallback(Action):
         if kind is None:
             kind = "opnieuw_niet_begrepen" if previous_turn_was_fallback(tracker) else "niet_begrepen"
         return [SlotSet(FALLBACK_SLOT, kind)]
+
+
+class ActionRestart(Action):
+    """A citizen who types "/restart" starts over and is told so (Rasa's own
+    restart action says nothing)."""
+
+    def name(self) -> Text:
+        return "action_restart"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        dispatcher.utter_message(response="utter_affirm")
+        return [Restarted()]
+
+
+class ActionBack(Action):
+    """"/back" undoes the last message and asks what the citizen wants now."""
+
+    def name(self) -> Text:
+        return "action_back"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        dispatcher.utter_message(response="utter_affirm")
+        return [UserUtteranceReverted(), UserUtteranceReverted()]

@@ -49,3 +49,35 @@ class InputGuard(GraphComponent):
                 message.set(INTENT, {"name": "nlu_fallback", "confidence": 1.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
         return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class InputCleaner(GraphComponent):
+    """First in the pipeline: text the tokenizer cannot handle never reaches it.
+
+    Lone UTF-16 surrogates (which crash spaCy) and control characters are
+    removed, and the text is cut just past MAX_LENGTH, so a huge message costs
+    no more than a long one (InputGuard still sees that it was too long).
+    """
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "InputCleaner":
+        return cls()
+
+    @staticmethod
+    def clean(text: Optional[Text]) -> Text:
+        text = (text or "")[: MAX_LENGTH * 4]
+        text = "".join(ch for ch in text if not 0xD800 <= ord(ch) <= 0xDFFF
+                       and (ch in "\n\t" or ord(ch) >= 32) and ord(ch) != 0x7F)
+        return text[: MAX_LENGTH + 1]
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if text is not None:
+                message.set(TEXT, self.clean(text))
+        return messages
+
+    def process_training_data(self, training_data: Any) -> Any:
+        return training_data
