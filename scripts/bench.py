@@ -116,7 +116,8 @@ class Bench:
         """Start the servers once, measuring the cold start."""
         if self.bot is None:
             start = time.perf_counter()
-            bot = start_bot(self.workdir / "bot")
+            # The fuzz section sends thousands of socket messages: no rate limit here.
+            bot = start_bot(self.workdir / "bot", extra_env={"WEBCHAT_RATE_LIMIT": "100000"})
             healthy = time.perf_counter() - start
             sender = new_sender()
             while True:
@@ -435,6 +436,24 @@ def section_memory(bench: Bench) -> Section:
     return section
 
 
+def section_fuzz(bench: Bench) -> Section:
+    """10,000 hostile messages (300 with --quick) through the REST and socket channels."""
+    from scripts import fuzz
+
+    bot = bench.ensure_bot()
+    result = fuzz.run_fuzz(bot.rasa_url, total=300 if bench.quick else 10_000, seed=bench.seed)
+    section = Section("Fuzz: hostile messages")
+    section.body = fuzz.markdown(result)
+    section.data = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+    return section
+
+
+def section_insights_render(bench: Bench) -> Section:
+    from scripts import bench_insights
+
+    return bench_insights.section_insights(bench)
+
+
 Step = Callable[[Bench], Section]
 SECTIONS: Dict[str, Step] = {
     "nlu": section_nlu,
@@ -443,7 +462,9 @@ SECTIONS: Dict[str, Step] = {
     "latency_sequential": section_latency_sequential,
     "latency_concurrent": section_latency_concurrent,
     "memory": section_memory,
-    # Later issues: "load_50", "load_200" (run_users with more users), "fuzz", "insights_render".
+    "fuzz": section_fuzz,
+    "insights_render": section_insights_render,
+    # Not yet: "load_50", "load_200" and the two-instance / stock-Rasa load comparison (issue 8).
 }
 
 
