@@ -47,6 +47,9 @@ The assistant is running (logs in var/log/):
   Rasa server      http://127.0.0.1:$RASA_PORT/
   REST channel     http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook
   Website chat     http://127.0.0.1:$RASA_PORT/demo   (demo page with the chat widget)
+  Hulpplein        http://127.0.0.1:$RASA_PORT/hulpplein
+  KCC console      http://127.0.0.1:$RASA_PORT/kcc   (accounts: python -m bot.kcc add-user NAAM --role kcc)
+  Insights         http://127.0.0.1:$RASA_PORT/inzichten   (role redactie or manager)
   Action server    http://127.0.0.1:$ACTION_PORT/health
   Delivery worker  python -m bot.outbox (log var/log/outbox.log)
 
