@@ -31,6 +31,17 @@ def current_session(events: Iterable[Mapping[str, Any]]) -> List[Mapping[str, An
     return events
 
 
+def shown_user_text(event: Mapping[str, Any]) -> Optional[str]:
+    """What the citizen sees of their own message: the clicked button's title or
+    the typed text; None for a bare ``/intent`` payload without a title (the
+    widget's hidden greeting). Used by this transcript and the chat history."""
+    text = event.get("text") or ""
+    title = (event.get("metadata") or {}).get("button_title")
+    if text.startswith("/") and not title:
+        return None
+    return title or text
+
+
 def transcript(events: Iterable[Mapping[str, Any]], *, whole: bool = False) -> List[Dict[str, Any]]:
     """``[{"van": "inwoner"|"assistent"|"medewerker", "tekst", "tijd", "knoppen"?}]``.
 
@@ -42,11 +53,9 @@ def transcript(events: Iterable[Mapping[str, Any]], *, whole: bool = False) -> L
     for event in chosen:
         kind = event.get("event")
         if kind == "user":
-            text = event.get("text") or ""
-            title = (event.get("metadata") or {}).get("button_title")
-            if text.startswith("/") and not title:
-                continue
-            lines.append({"van": "inwoner", "tekst": title or text, "tijd": _time(event.get("timestamp"))})
+            shown = shown_user_text(event)
+            if shown is not None:
+                lines.append({"van": "inwoner", "tekst": shown, "tijd": _time(event.get("timestamp"))})
         elif kind == "bot":
             text = event.get("text") or ""
             if not text:

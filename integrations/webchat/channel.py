@@ -60,6 +60,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from bot import config
+from bot.kcc.transcript import shown_user_text
 from integrations.webchat import pages
 
 logger = logging.getLogger(__name__)
@@ -402,12 +403,9 @@ def history_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, A
     for event in events:
         kind = event.get("event")
         if kind == "user":
-            text = event.get("text") or ""
-            title = (event.get("metadata") or {}).get("button_title")
-            if text.startswith("/") and not title:
-                continue
-            messages.append({"sender": "user", "text": title or text,
-                             "timestamp": event.get("timestamp")})
+            shown = shown_user_text(event)
+            if shown is not None:
+                messages.append({"sender": "user", "text": shown, "timestamp": event.get("timestamp")})
         elif kind == "bot":
             employee = ((event.get("metadata") or {}).get("kcc") or {}).get("medewerker")
             for payload in bot_payloads(event.get("text"), event.get("data")):
