@@ -10,6 +10,9 @@ worker, a process of its own, delivers the entries:
   FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never get the same
   entry. A worker that is killed leaves its leases behind; they expire after
   ``lease_seconden`` and another (or the restarted) worker takes the entries.
+  A worker records the outcome (delivered, retry, parked) only while it still
+  holds the lease (``leased_by`` is its id); a worker that was too slow and
+  lost the entry to another one logs that and moves on.
 * Each entry goes to ``get_backend(entry.backend).register_submission(case)``.
   Delivery is at least once: backends make a repeated delivery harmless (the
   ZGW backend looks the zaak up by its identificatie before creating one).
@@ -160,7 +163,7 @@ class DeliveryWorker:
         self._backend_factory = backend_factory
         self._rng = rng or random.Random()
         self.stop_event = threading.Event()
-        self.stats = {"delivered": 0, "retried": 0, "parked": 0, "skipped": 0}
+        self.stats = {"delivered": 0, "retried": 0, "parked": 0, "skipped": 0, "lease_lost": 0}
 
     # -- backends ---------------------------------------------------------------
 
@@ -240,7 +243,8 @@ class DeliveryWorker:
     # -- one entry --------------------------------------------------------------
 
     def handle(self, entry: OutboxEntry) -> str:
-        """Deliver one claimed entry: "delivered", "retry", "parked" or "skipped"."""
+        """Deliver one claimed entry: "delivered", "retry", "parked", "skipped" or
+        "lease_lost" (another worker holds the entry now; nothing was recorded)."""
         now = self.store.now()
         if entry.lease_until is None or entry.lease_until - dt.timedelta(
             seconds=self.settings.delivery_budget
@@ -259,7 +263,8 @@ class DeliveryWorker:
             return self._park(entry, _short(error))
         except Exception as error:  # noqa: BLE001 - every other failure is retried
             return self._retry(entry, error)
-        self.store.mark_delivered(entry.id, reference.url, reference.identificatie)
+        if not self.store.mark_delivered(entry.id, self.worker_id, reference.url, reference.identificatie):
+            return self._lease_lost(entry, "delivered")
         self.stats["delivered"] += 1
         logger.info("%s delivered to %s as %s", entry.zaaknummer, entry.backend, reference.identificatie)
         return "delivered"
@@ -272,7 +277,10 @@ class DeliveryWorker:
                 entry, f"Niet afgeleverd na {attempt} pogingen. Laatste fout: {message}"[:MAX_ERROR_LENGTH]
             )
         delay = backoff_delay(attempt, self.settings, self._rng)
-        self.store.mark_retry(entry.id, message, self.store.now() + dt.timedelta(seconds=delay))
+        if not self.store.mark_retry(
+            entry.id, self.worker_id, message, self.store.now() + dt.timedelta(seconds=delay)
+        ):
+            return self._lease_lost(entry, "retry")
         self.stats["retried"] += 1
         logger.warning(
             "%s to %s failed (attempt %d, again in %.0f s): %s",
@@ -281,19 +289,33 @@ class DeliveryWorker:
         return "retry"
 
     def _park(self, entry: OutboxEntry, message: str) -> str:
-        self.store.park(entry.id, message)
+        if not self.store.park(entry.id, self.worker_id, message):
+            return self._lease_lost(entry, "parked")
         self.stats["parked"] += 1
         logger.error("%s to %s parked: %s", entry.zaaknummer, entry.backend, message)
         return "parked"
+
+    def _lease_lost(self, entry: OutboxEntry, outcome: str) -> str:
+        """Our lease ran out and another worker claimed the entry (or staff requeued
+        it): the entry is theirs now and our outcome is dropped; the new holder
+        makes its own attempt (delivery is at least once, see the module
+        docstring). Logged with ids only, no case data."""
+        self.stats["lease_lost"] += 1
+        logger.warning(
+            "outbox entry %s (%s to %s): lease lost before recording %r; left to its new holder",
+            entry.id, entry.zaaknummer, entry.backend, outcome,
+        )
+        return "lease_lost"
 
     def _release(self, entries: List[OutboxEntry]) -> None:
         """Give back claimed entries that were not started (graceful stop)."""
         now = self.store.now()
         for entry in entries:
             # Only while our lease is still valid: then no other worker has it.
+            # release_outbox checks that again in the database (leased_by).
             if entry.lease_until is not None and entry.lease_until > now:
                 try:
-                    self.store.requeue(entry.id)
+                    self.store.release_outbox(entry.id, self.worker_id)
                 except Exception:  # noqa: BLE001 - the lease will expire anyway
                     logger.exception("releasing outbox entry %s failed", entry.id)
 
@@ -315,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", help="SQLAlchemy database URL (default: CASES_DB_URL or var/cases.db)")
     parser.add_argument("--once", action="store_true", help="deliver what is due now, then stop")
-    parser.add_argument("--worker-id", help="name of this worker in the leases (default: host:pid:random)")
+    parser.add_argument("--worker-id", help="name of this worker in the leases, unique per running worker "
+                        "(default: host:pid:random)")
     parser.add_argument("--no-check", action="store_true", help="skip the start-up check of the backends")
     parser.add_argument("--log-level", default=os.environ.get("OUTBOX_LOG_LEVEL", "INFO"))
     return parser

@@ -397,9 +397,9 @@ def test_outbox_claim_lease_retry_park_and_deliver(store, clock):
     assert {e.zaaknummer for e in again} == {c1.zaaknummer, c2.zaaknummer, c3.zaaknummer}
     e1, e2, e3 = sorted(again, key=lambda e: e.id)
 
-    store.mark_retry(e1.id, "HTTP 503 van de ZGW API", now + dt.timedelta(minutes=5))
-    store.park(e2.id, "HTTP 400: zaaktype onbekend")
-    store.mark_delivered(e3.id, "https://zaken.example.nl/zaken/1", "ZAAK-1")
+    store.mark_retry(e1.id, "worker-b", "HTTP 503 van de ZGW API", now + dt.timedelta(minutes=5))
+    store.park(e2.id, "worker-b", "HTTP 400: zaaktype onbekend")
+    store.mark_delivered(e3.id, "worker-b", "https://zaken.example.nl/zaken/1", "ZAAK-1")
 
     by_id = {e.id: e for e in store.outbox_entries()}
     assert (by_id[e1.id].state, by_id[e1.id].attempts, by_id[e1.id].last_error) == (
@@ -422,7 +422,7 @@ def test_outbox_claim_lease_retry_park_and_deliver(store, clock):
     with pytest.raises(LookupError):
         store.requeue(e3.id)  # delivered stays delivered
     with pytest.raises(LookupError):
-        store.park(424242, "x")
+        store.park(424242, "w", "x")
     with pytest.raises(ValueError):
         store.outbox_entries(state="weg")
 

@@ -51,7 +51,7 @@ def filled(db_url):
         backend="zgw",
     )
     (entry,) = store.claim_outbox("worker-1")
-    store.park(entry.id, "HTTP 400: zaaktype onbekend bij ZGW")
+    store.park(entry.id, "worker-1", "HTTP 400: zaaktype onbekend bij ZGW")
     store.dispose()
     return db_url, melding, grofvuil
 

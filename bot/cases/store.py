@@ -788,40 +788,89 @@ class CaseStore:
             ).all()
         return [self._entry(r) for r in rows]
 
-    def _outbox_update(self, conn: Connection, entry_id: int, **values: Any) -> Any:
-        row = conn.execute(select(outbox).where(outbox.c.id == entry_id)).first()
-        if row is None:
-            raise OutboxEntryNotFound(entry_id)
-        conn.execute(
+    def _outbox_update(self, conn: Connection, entry_id: int, worker_id: str, **values: Any) -> Any:
+        """End the attempt of ``worker_id`` on an entry; the updated row, or None.
+
+        Only the current lease holder may do this: ``leased_by`` must still be
+        ``worker_id``. When the lease expired and another worker claimed the
+        entry, ``claim_outbox`` wrote that worker's id, so the late result of
+        the first worker changes nothing (None). The check is in the UPDATE
+        itself, so it holds under concurrency (PostgreSQL re-checks the
+        condition after waiting for the row lock; SQLite writes one at a time).
+        An expired lease that nobody took over still counts: its result is
+        true, and dropping it would only cause a second delivery.
+        """
+        result = conn.execute(
             update(outbox)
-            .where(outbox.c.id == entry_id)
+            .where(outbox.c.id == entry_id, outbox.c.leased_by == worker_id)
             .values(attempts=outbox.c.attempts + 1, leased_by=None, lease_until=None, **values)
         )
-        return row
+        if result.rowcount != 1:
+            if conn.execute(select(outbox.c.id).where(outbox.c.id == entry_id)).first() is None:
+                raise OutboxEntryNotFound(entry_id)
+            return None
+        return conn.execute(select(outbox).where(outbox.c.id == entry_id)).first()
 
     def mark_delivered(
-        self, entry_id: int, remote_url: Optional[str], remote_identificatie: Optional[str]
-    ) -> None:
-        """Delivered: state "delivered", and the remote reference is stored on the case."""
-        with self._tx() as conn:
-            row = self._outbox_update(conn, entry_id, state=OUTBOX_DELIVERED, last_error=None)
-            self._set_remote(conn, row.zaaknummer, remote_url, remote_identificatie)
+        self,
+        entry_id: int,
+        worker_id: str,
+        remote_url: Optional[str],
+        remote_identificatie: Optional[str],
+    ) -> bool:
+        """Delivered: state "delivered", and the remote reference is stored on the case.
 
-    def mark_retry(self, entry_id: int, error: str, next_attempt_at: dt.datetime) -> None:
-        """A failed attempt: attempts += 1, lease released, try again at next_attempt_at."""
+        Only while ``worker_id`` holds the lease; returns False (nothing
+        changed) when it lost the lease to another worker.
+        """
         with self._tx() as conn:
-            self._outbox_update(
+            row = self._outbox_update(conn, entry_id, worker_id, state=OUTBOX_DELIVERED, last_error=None)
+            if row is None:
+                return False
+            self._set_remote(conn, row.zaaknummer, remote_url, remote_identificatie)
+        return True
+
+    def mark_retry(self, entry_id: int, worker_id: str, error: str, next_attempt_at: dt.datetime) -> bool:
+        """A failed attempt: attempts += 1, lease released, try again at next_attempt_at.
+
+        Only while ``worker_id`` holds the lease; returns False otherwise.
+        """
+        with self._tx() as conn:
+            row = self._outbox_update(
                 conn,
                 entry_id,
+                worker_id,
                 state=OUTBOX_PENDING,
                 last_error=error,
                 next_attempt_at=as_utc(next_attempt_at, "next_attempt_at"),
             )
+        return row is not None
 
-    def park(self, entry_id: int, error: str) -> None:
-        """A final failed attempt: state "parked" (attempts += 1), for staff to look at."""
+    def park(self, entry_id: int, worker_id: str, error: str) -> bool:
+        """A final failed attempt: state "parked" (attempts += 1), for staff to look at.
+
+        Only while ``worker_id`` holds the lease; returns False otherwise.
+        """
         with self._tx() as conn:
-            self._outbox_update(conn, entry_id, state=OUTBOX_PARKED, last_error=error)
+            row = self._outbox_update(conn, entry_id, worker_id, state=OUTBOX_PARKED, last_error=error)
+        return row is not None
+
+    def release_outbox(self, entry_id: int, worker_id: str) -> bool:
+        """Give back an entry ``worker_id`` claimed but did not start (attempts unchanged).
+
+        Only while ``worker_id`` holds the lease; returns False otherwise.
+        """
+        with self._tx() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == entry_id,
+                    outbox.c.leased_by == worker_id,
+                    outbox.c.state == OUTBOX_PENDING,
+                )
+                .values(leased_by=None, lease_until=None)
+            )
+        return result.rowcount == 1
 
     def requeue(self, entry_id: int) -> None:
         """Staff action: a parked (or pending) entry is tried again right away."""
