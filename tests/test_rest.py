@@ -209,3 +209,77 @@ def test_concurrent_double_confirmation_files_one_case(bot):
         thread.join()
     new = [c for c in bot.cases() if c["zaaknummer"] not in before]
     assert len(new) == 1, new
+
+
+# -- malformed requests: 400 with a short JSON error, never 500 (integrations/rest) --------------
+
+MALFORMED_BODIES = {
+    "array": b'[{"sender": "x", "message": "hallo"}]',
+    "string": b'"wat kost een paspoort"',
+    "number": b"42",
+    "null": b"null",
+    "boolean": b"true",
+    "empty": b"",
+    "not json": b'{"sender": "x", "message": ',
+}
+WRONG_FIELDS = {
+    "sender number": {"sender": 12345, "message": "hallo"},
+    "sender list": {"sender": ["a"], "message": "hallo"},
+    "sender object": {"sender": {"id": "a"}, "message": "hallo"},
+    "sender empty": {"sender": "", "message": "hallo"},
+    "sender missing": {"message": "hallo"},
+    "sender too long": {"sender": "s" * 256, "message": "hallo"},
+    "message number": {"message": 5},
+    "message list": {"message": ["hallo"]},
+    "message object": {"message": {"text": "hallo"}},
+    "message boolean": {"message": False},
+    "message null": {"message": None},
+    "message missing": {},
+    "metadata string": {"message": "hallo", "metadata": "website"},
+    "metadata list": {"message": "hallo", "metadata": [1]},
+    "input_channel list": {"message": "hallo", "input_channel": ["rest"]},
+}
+
+
+def webhook(bot, query=""):
+    return f"{bot.rasa_url}/webhooks/rest/webhook{query}"
+
+
+def assert_bad_request(response):
+    assert response.status_code == 400, (response.status_code, response.text[:200])
+    error = response.json()["error"]
+    assert isinstance(error, str) and 0 < len(error) < 120
+
+
+@pytest.mark.parametrize("query", ["", "?stream=true"])
+@pytest.mark.parametrize("name", MALFORMED_BODIES)
+def test_a_body_that_is_not_an_object_gets_400(bot, name, query):
+    response = requests.post(webhook(bot, query), data=MALFORMED_BODIES[name],
+                             headers={"Content-Type": "application/json"}, timeout=30)
+    assert_bad_request(response)
+
+
+@pytest.mark.parametrize("name", WRONG_FIELDS)
+def test_wrong_typed_fields_get_400(bot, name):
+    body = {"sender": new_sender(), **WRONG_FIELDS[name]}
+    if name == "sender missing":
+        del body["sender"]
+    response = requests.post(webhook(bot), json=body, timeout=30)
+    assert_bad_request(response)
+
+
+def test_after_bad_requests_the_same_sender_is_answered_normally(bot):
+    sender = new_sender()
+    for body in ({"sender": sender, "message": 5}, {"sender": sender, "message": "x", "metadata": "y"}):
+        assert_bad_request(requests.post(webhook(bot), json=body, timeout=30))
+    assert_bad_request(requests.post(webhook(bot), data=b"[]", timeout=30))
+    # The refused requests broke nothing: the same sender is answered as usual.
+    messages = bot.say(sender, "wat kost een paspoort")
+    assert messages and messages[0]["recipient_id"] == sender
+    assert "€" in messages[0]["text"]
+    # Optional fields of the right type, and the health route, are as before.
+    assert bot.texts(sender, "hoe laat is het stadskantoor open", metadata={"channel": "website"})
+    ok = requests.post(webhook(bot), json={"sender": sender, "message": "", "input_channel": None,
+                                           "metadata": None}, timeout=30)
+    assert ok.status_code == 200 and "niets getypt" in ok.json()[0]["text"]
+    assert requests.get(f"{bot.rasa_url}/webhooks/rest/", timeout=10).json() == {"status": "ok"}
