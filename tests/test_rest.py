@@ -283,3 +283,17 @@ def test_after_bad_requests_the_same_sender_is_answered_normally(bot):
                                            "metadata": None}, timeout=30)
     assert ok.status_code == 200 and "niets getypt" in ok.json()[0]["text"]
     assert requests.get(f"{bot.rasa_url}/webhooks/rest/", timeout=10).json() == {"status": "ok"}
+
+
+def test_a_rest_client_cannot_pose_as_the_website_chat(bot):
+    """input_channel decides whether a live KCC chat is offered: the REST channel always says "rest"."""
+    import json
+    import sqlite3
+
+    sender = new_sender()
+    answered = requests.post(webhook(bot), json={"sender": sender, "message": "hallo", "input_channel": "webchat"},
+                             timeout=30)
+    assert answered.status_code == 200 and answered.json()
+    with sqlite3.connect(bot.workdir / "tracker.db") as db:
+        rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,)).fetchall()
+    assert rows and {json.loads(data)["input_channel"] for (data,) in rows} == {"rest"}

@@ -17,6 +17,10 @@ Here a request that does not have this shape gets ``400 {"error": "..."}``
     {"sender": "<1-255 characters>", "message": "<text, may be empty>",
      "metadata": {...} (optional), "input_channel": "<text>" (optional)}
 
+The ``input_channel`` a client sends is ignored: events from this channel
+always say ``rest``. Otherwise a REST client could claim to be the website
+chat, which decides whether a live KCC chat is offered (bot/actions/handoff.py).
+
 Everything else is Rasa's ``RestInput`` unchanged, also ``?stream=true``. An
 empty ``message`` still gets the assistant's "U heeft nog niets getypt".
 """
@@ -63,6 +67,9 @@ class RestInput(RasaRestInput):
     @classmethod
     def name(cls) -> Text:
         return "rest"
+
+    def _extract_input_channel(self, req: Request) -> Text:
+        return self.name()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = super().blueprint(on_new_message)
