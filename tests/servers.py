@@ -87,7 +87,13 @@ class Bot:
                 proc.kill()
 
 
-def start_bot(workdir: Path, extra_env: Optional[Dict[str, str]] = None) -> Bot:
+def start_bot(workdir: Path, extra_env: Optional[Dict[str, str]] = None, model: Optional[str] = None,
+              tracker_store: str = "bot.tracker_store.FastSQLTrackerStore") -> Bot:
+    """Action server + Rasa server on free ports, with the tracker store of endpoints.yml.
+
+    `model` defaults to the served model; `make bench` passes stock Rasa's model
+    and tracker store (`SQL`) for its comparison.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     rasa_port, action_port = free_port(), free_port()
     env = dict(os.environ)
@@ -100,12 +106,12 @@ def start_bot(workdir: Path, extra_env: Optional[Dict[str, str]] = None) -> Bot:
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n')
+        f'tracker_store:\n  type: {tracker_store}\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n')
     actions = subprocess.Popen(
         [PY, "-m", "rasa_sdk", "--actions", "bot.actions", "-p", str(action_port)], cwd=ROOT, env=env,
         stdout=open(workdir / "actions.log", "w"), stderr=subprocess.STDOUT)
     rasa = subprocess.Popen(
-        [PY, "-m", "rasa", "run", "--model", model_path(), "-i", "127.0.0.1", "-p", str(rasa_port),
+        [PY, "-m", "rasa", "run", "--model", model or model_path(), "-i", "127.0.0.1", "-p", str(rasa_port),
          "--endpoints", str(endpoints), "--credentials", "credentials.yml"], cwd=ROOT, env=env,
         stdout=open(workdir / "rasa.log", "w"), stderr=subprocess.STDOUT)
     bot = Bot(workdir, f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", env,

@@ -1,7 +1,8 @@
 """A SQL tracker store that keeps personal data out of the events table.
 
 Rasa's :class:`SQLTrackerStore` writes every event as plaintext JSON and, on
-every turn, rebuilds the tracker from those rows. This store wraps it:
+every turn, rebuilds the tracker from those rows. This store builds on it (via
+:class:`bot.tracker_store.FastSQLTrackerStore`, the same table and rows):
 
 * **Answers the conversation still needs are encrypted.** Slots filled from the
   citizen's text (``from_text``/``from_entity`` mappings: every question of a
@@ -36,18 +37,19 @@ import json
 import logging
 from typing import Any, Dict, Optional, Set, Text, Tuple
 
-from rasa.core.tracker_store import SQLTrackerStore
+import sqlalchemy as sa
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.privacy import logs
 from bot.privacy.masking import public_findings
 from bot.privacy.protect import (ENC_KEY, SCRUBBED, PrivacyConfigError, Protector, conversation_slots,
                                  load_cipher, name_slot_names, personal_slot_names)
+from bot.tracker_store import FastSQLTrackerStore
 
 logger = logging.getLogger(__name__)
 
 
-class MaskingSQLTrackerStore(SQLTrackerStore):
+class MaskingSQLTrackerStore(FastSQLTrackerStore):
     """Rasa's SQL tracker store with personal data masked or encrypted at rest."""
 
     def __init__(self, domain: Any = None, dialect: Text = "sqlite", host: Optional[Text] = None,
@@ -78,46 +80,35 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
 
     async def _retrieve(self, sender_id: Text,
                         fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        with self.session_scope() as session:
-            rows = self._event_query(
-                session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions).all()
-            events = [self.protector.reveal(json.loads(row.data)) for row in rows]
-        if self.domain and events:
-            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        return None
+        with self.engine.connect() as conn:
+            rows = self.event_rows(conn, sender_id, fetch_events_from_all_sessions)
+        return self._tracker(sender_id, (self.protector.reveal(json.loads(data)) for _, data in rows))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         protector = self.protector
-        with self.session_scope() as session:
-            stored = self._event_query(session, tracker.sender_id,
-                                       fetch_events_from_all_sessions=False).count()
+        with self.engine.begin() as conn:
+            stored = self.stored_count(conn, tracker.sender_id)
             all_events = list(tracker.events)
             if stored >= len(all_events):
                 return
             dicts = [event.as_dict() for event in all_events]
-            for event, data in zip(all_events[stored:], protector.protect(dicts, stored)):
-                intent = (data.get("parse_data") or {}).get("intent", {}) or {}
-                session.add(self.SQLEvent(
-                    sender_id=tracker.sender_id, type_name=event.type_name,
-                    timestamp=data.get("timestamp"), intent_name=intent.get("name"),
-                    action_name=data.get("name"), data=json.dumps(data)))
+            self.insert_events(conn, tracker.sender_id, all_events[stored:], protector.protect(dicts, stored))
             scrub = protector.slots_to_scrub(dicts, stored)
             if scrub:
-                session.flush()
-                self._scrub(session, tracker.sender_id, scrub)
-            session.commit()
+                self._scrub(conn, tracker.sender_id, scrub)
 
-    def _scrub(self, session: Any, sender_id: Text, slots: Set[str]) -> int:
+    def _scrub(self, conn: Any, sender_id: Text, slots: Set[str]) -> int:
         """Overwrite stored encrypted values of ``slots``: the answers are not needed anymore."""
-        rows = session.query(self.SQLEvent).filter(
-            self.SQLEvent.sender_id == sender_id, self.SQLEvent.type_name == "slot",
-            self.SQLEvent.data.like(f'%"{ENC_KEY}"%')).all()
+        table = self.SQLEvent.__table__
+        rows = conn.execute(sa.select(table.c.id, table.c.data).where(
+            table.c.sender_id == sender_id, table.c.type_name == "slot",
+            table.c.data.like(f'%"{ENC_KEY}"%'))).all()
         changed = 0
-        for row in rows:
-            data = json.loads(row.data)
+        for row_id, raw in rows:
+            data = json.loads(raw)
             if data.get("name") in slots:
                 data["value"] = SCRUBBED
-                row.data = json.dumps(data)
+                conn.execute(table.update().where(table.c.id == row_id).values(data=json.dumps(data)))
                 changed += 1
         return changed
