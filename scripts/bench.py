@@ -1,10 +1,11 @@
 """`make bench`: measure the assistant and write docs/benchmarks.md.
 
-Not a test: it reports numbers against the targets of issue 2 and says
-honestly where they fall short. Sections run in order; each one is a function
+Not a test: it reports numbers against the targets of issues 2 (foundation)
+and 8 (production profile: load, fuzzing, stock comparison) and says honestly
+where they fall short. Sections run in order; each one is a function
 `(Bench) -> Section` registered in SECTIONS, so later issues add their own
-(load with 50/200 users, fuzzing, insights page render) without touching the
-others:
+(load in scripts/bench_load.py, fuzzing, insights page render) without
+touching the others:
 
     python scripts/bench.py                      # everything, writes docs/benchmarks.md
     python scripts/bench.py --sections latency_sequential,memory --out /tmp/b.md
@@ -201,9 +202,10 @@ def note_contention(bench: Bench, section: str) -> str:
     return f"load average {load1:.2f}, other Rasa processes on the machine: {others}"
 
 
-def timed_say(session: requests.Session, bot: Bot, sender: str, text: str) -> Tuple[float, List[Dict[str, Any]]]:
+def timed_say(session: requests.Session, url: str, sender: str, text: str) -> Tuple[float, List[Dict[str, Any]]]:
+    """POST one message to a Rasa server's REST channel; (milliseconds, bot messages)."""
     start = time.perf_counter()
-    response = session.post(f"{bot.rasa_url}/webhooks/rest/webhook",
+    response = session.post(f"{url}/webhooks/rest/webhook",
                             json={"sender": sender, "message": text}, timeout=60)
     elapsed = (time.perf_counter() - start) * 1000
     response.raise_for_status()
@@ -301,7 +303,7 @@ def section_latency_sequential(bench: Bench, n: int = 200) -> Section:
     for i in range(n):
         if i % 5 == 0:
             sender = new_sender()
-        elapsed, messages = timed_say(session, bot, sender, FAQ[i % len(FAQ)])
+        elapsed, messages = timed_say(session, bot.rasa_url, sender, FAQ[i % len(FAQ)])
         values.append(elapsed)
         empty += not messages
     section = Section(f"REST latency, sequential ({n} FAQ messages)")
@@ -320,25 +322,44 @@ def melding_reply(messages: List[Dict[str, Any]]) -> Optional[str]:
     return next((answer for key, answer in MELDING_ANSWERS if key.lower() in question.lower()), None)
 
 
-def _simulated_user(bot: Bot, rng: random.Random, until: float, think: Tuple[float, float],
-                    out: List[float], errors: List[str], flows: Dict[str, int], lock: threading.Lock) -> None:
-    """One citizen: alternates FAQ conversations and a melding flow until `until`."""
+@dataclass
+class Drive:
+    """What the simulated citizens of one run collected (shared between their threads)."""
+
+    values: List[float] = field(default_factory=list)  # latency of every answered message, ms
+    errors: List[str] = field(default_factory=list)
+    flows: Dict[str, int] = field(default_factory=lambda: {"completed": 0, "not_filed": 0})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _simulated_user(urls: Sequence[str], rng: random.Random, until: float, think: Tuple[float, float],
+                    drive: Drive) -> None:
+    """One citizen: alternates FAQ conversations and a melding flow until `until`.
+
+    With several servers (`urls`) the citizen's messages go to them in turn, as a
+    load balancer without sticky sessions would send them.
+    """
     session = requests.Session()
     time.sleep(rng.uniform(0, think[1]))
     conversation = rng.randrange(2)  # about half the citizens start with the flow
+    turn = rng.randrange(len(urls))
 
     def say(sender: str, text: str) -> Optional[List[Dict[str, Any]]]:
+        nonlocal turn
+        url = urls[turn % len(urls)]
+        turn += 1
         try:
-            elapsed, messages = timed_say(session, bot, sender, text)
+            elapsed, messages = timed_say(session, url, sender, text)
         except requests.RequestException as exc:
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            with drive.lock:
+                drive.errors.append(f"{type(exc).__name__}: {exc}"[:200])
             return None
-        with lock:
-            out.append(elapsed)
+        with drive.lock:
+            drive.values.append(elapsed)
             if not messages:
-                errors.append(f"empty reply to {text!r}")
-        time.sleep(rng.uniform(*think))
+                drive.errors.append(f"empty reply to {text!r}")
+        if think[1] > 0:
+            time.sleep(rng.uniform(*think))
         return messages
 
     while time.time() < until:
@@ -361,21 +382,22 @@ def _simulated_user(bot: Bot, rng: random.Random, until: float, think: Tuple[flo
                     break
                 messages = say(sender, answer)
             if time.time() < until or filed:
-                with lock:
-                    flows["completed" if filed else "not_filed"] += 1
+                with drive.lock:
+                    drive.flows["completed" if filed else "not_filed"] += 1
         conversation += 1
 
 
-def run_users(bench: Bench, users: int, seconds: float, think: Tuple[float, float] = (1.0, 3.0)) -> Dict[str, Any]:
-    """`users` simulated conversations in parallel for `seconds`; latencies in ms."""
-    bot = bench.ensure_bot()
-    values: List[float] = []
-    errors: List[str] = []
-    flows = {"completed": 0, "not_filed": 0}
-    lock = threading.Lock()
+def drive_users(urls: Sequence[str], users: int, seconds: float, think: Tuple[float, float] = (1.0, 3.0),
+                seed: int = 42) -> Dict[str, Any]:
+    """`users` simulated citizens in parallel for `seconds` against `urls`; latencies in ms.
+
+    think=(0, 0) is a closed loop: every citizen sends its next message as soon
+    as the answer is in, which measures saturation throughput.
+    """
+    drive = Drive()
     until = time.time() + seconds
     threads = [threading.Thread(target=_simulated_user, daemon=True,
-                                args=(bot, random.Random(bench.seed + i), until, think, values, errors, flows, lock))
+                                args=(list(urls), random.Random(seed + i), until, think, drive))
                for i in range(users)]
     start = time.perf_counter()
     for thread in threads:
@@ -383,10 +405,17 @@ def run_users(bench: Bench, users: int, seconds: float, think: Tuple[float, floa
     for thread in threads:
         thread.join(timeout=seconds + 120)
     wall = time.perf_counter() - start
+    values = drive.values
     return {"users": users, "seconds": wall, "messages": len(values), "rate": len(values) / wall,
             "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
-            "max_ms": max(values) if values else float("nan"), "errors": errors, "flows": flows,
-            "values": values}
+            "p99_ms": percentile(values, 99), "max_ms": max(values) if values else float("nan"),
+            "errors": drive.errors, "flows": drive.flows, "values": values}
+
+
+def run_users(bench: Bench, users: int, seconds: float, think: Tuple[float, float] = (1.0, 3.0)) -> Dict[str, Any]:
+    """`users` simulated conversations against the embedded bot of this run."""
+    bot = bench.ensure_bot()
+    return drive_users([bot.rasa_url], users, seconds, think, bench.seed)
 
 
 def section_latency_concurrent(bench: Bench, users: int = 20, seconds: float = 90) -> Section:
@@ -454,6 +483,30 @@ def section_insights_render(bench: Bench) -> Section:
     return bench_insights.section_insights(bench)
 
 
+def section_load(bench: Bench) -> Section:
+    from scripts import bench_load
+
+    return bench_load.section_load(bench)
+
+
+def section_load_stock(bench: Bench) -> Section:
+    from scripts import bench_load
+
+    return bench_load.section_load_stock(bench)
+
+
+def section_profile(bench: Bench) -> Section:
+    from scripts import bench_profile
+
+    return bench_profile.section_profile(bench)
+
+
+def section_load_production(bench: Bench) -> Section:
+    from scripts import bench_load
+
+    return bench_load.section_load_production(bench)
+
+
 Step = Callable[[Bench], Section]
 SECTIONS: Dict[str, Step] = {
     "nlu": section_nlu,
@@ -462,9 +515,13 @@ SECTIONS: Dict[str, Step] = {
     "latency_sequential": section_latency_sequential,
     "latency_concurrent": section_latency_concurrent,
     "memory": section_memory,
+    "load": section_load,
     "fuzz": section_fuzz,
     "insights_render": section_insights_render,
-    # Not yet: "load_50", "load_200" and the two-instance / stock-Rasa load comparison (issue 8).
+    # These stop the embedded servers: they come last.
+    "load_stock": section_load_stock,
+    "profile": section_profile,
+    "load_production": section_load_production,
 }
 
 
@@ -498,7 +555,7 @@ def render(sections: List[Section], facts: Dict[str, str], bench: Bench, seconds
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (scripts/bench.py). Not a test: numbers against the targets of issue 2.",
+        "Written by `make bench` (scripts/bench.py). Not a test: numbers against the targets of issues 2 and 8.",
         "Rerun it after changing the pipeline, the data or the servers, and commit the new file.",
         "",
         f"- Date: {facts['date']}; commit {facts['commit']}",

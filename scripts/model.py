@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INPUTS = ["config.yml", "domain.yml", "data", "models/spacy_nl/config.cfg"]
+INPUTS = ["domain.yml", "data", "models/spacy_nl/config.cfg"]
 
 
-def fingerprint() -> str:
+def fingerprint(config: str = "config.yml") -> str:
     digest = hashlib.sha256()
-    for name in INPUTS:
+    for name in [config, *INPUTS]:
         path = ROOT / name
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
@@ -26,8 +26,12 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure_model() -> Path:
-    name = f"nlu-core-{fingerprint()}"
+def ensure_model(config: str = "config.yml", prefix: str = "nlu-core") -> Path:
+    """The model for `config` (relative to the project) and the current data; trained when missing.
+
+    `make bench` also keeps stock Rasa's model here (config bench/config_default.yml, prefix "stock").
+    """
+    name = f"{prefix}-{fingerprint(config)}"
     model = ROOT / "models" / f"{name}.tar.gz"
     (ROOT / "models").mkdir(exist_ok=True)
     # One training at a time: parallel test runs wait for the same model.
@@ -37,7 +41,7 @@ def ensure_model() -> Path:
             print(f"Training {model.name} (data or config changed) ...", file=sys.stderr)
             subprocess.run(
                 [sys.executable, "-m", "rasa", "train", "--fixed-model-name", name, "--out", "models",
-                 "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
+                 "--config", config, "--domain", "domain.yml", "--data", "data"],
                 cwd=ROOT, check=True, stdout=sys.stderr)
     return model
 
