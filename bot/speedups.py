@@ -131,10 +131,7 @@ def validate_action_result(self: Any, result: Dict[str, Any]) -> bool:
 def resolve_event_type(original: Any) -> Any:
     """``Event.resolve_by_type`` with a memory per type name (see the module docstring)."""
     from rasa.shared.core.events import Event
-    from rasa.shared.core.slots import Slot
 
-    if "__copy__" not in vars(Slot):
-        Slot.__copy__ = copy_slot
     memory: Dict[str, Any] = {}
     known = [len(Event.__subclasses__())]
 
@@ -143,6 +140,8 @@ def resolve_event_type(original: Any) -> Any:
         if direct != known[0]:
             memory.clear()
             known[0] = direct
+        if not isinstance(type_name, str):  # not a name (not even hashable): Rasa's own answer
+            return original(type_name, default)
         found = memory.get(type_name)
         if found is None:
             found = original(type_name, default)

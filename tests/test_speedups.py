@@ -7,18 +7,22 @@
    message as Rasa's own ``RemoteAction._validate_action_result``.
 2. ``Event.resolve_by_type`` with a memory: same classes as Rasa, same errors,
    ``default`` never remembered, a new Event subclass empties the memory.
-3. The SQLite fix, which now lives in bot/tracker_store.py (FastSQLTrackerStore)
-   instead of a patch: pooled WAL engine for a file, events round-trip (also
-   with Rasa's own store on the same file), connections usable from other
-   threads; in-memory SQLite and Rasa's own SQLTrackerStore untouched.
-4. ``BOT_SPEEDUPS=0``: nothing patched (checked in a separate, stock process,
+3. Slot copies (``Slot.__copy__``): the same shallow copy as ``copy.copy``
+   without it, for every slot of domain.yml; trackers do not share slots.
+4. The SQLite fix, which lives in bot/tracker_store.py (FastSQLTrackerStore;
+   more in tests/test_tracker_store.py) instead of a patch: pooled WAL engine
+   for a file on every connection, events round-trip (also with Rasa's own
+   store on the same file), connections usable from other threads; in-memory
+   SQLite and Rasa's own SQLTrackerStore untouched.
+5. ``BOT_SPEEDUPS=0``: nothing patched (checked in a separate, stock process,
    which also gives the reference answers of Rasa's original code).
 
-No servers; the only subprocess is the stock Rasa process of section 4.
+No servers; the only subprocess is the stock Rasa process of section 5.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import sqlite3
@@ -36,18 +40,17 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from jsonschema.validators import validator_for
+from rasa.core.actions.action import RemoteAction
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core import events as ev
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import all_subclasses
+from rasa.shared.utils.schemas.events import EVENT_SCHEMA
 from sqlalchemy.pool import QueuePool
 
 from bot import speedups
-
-from rasa.core.actions.action import RemoteAction  # noqa: E402  (after bot: same import order as the channels)
-from rasa.core.tracker_store import SQLTrackerStore  # noqa: E402
-from rasa.shared.constants import DOCS_BASE_URL  # noqa: E402
-from rasa.shared.core import events as ev  # noqa: E402
-from rasa.shared.core.domain import Domain  # noqa: E402
-from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
-from rasa.shared.utils.common import all_subclasses  # noqa: E402
-from rasa.shared.utils.schemas.events import EVENT_SCHEMA  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,6 +116,7 @@ STOCK_SCRIPT = textwrap.dedent("""
     from rasa.core.actions.action import RemoteAction
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.events import Event
+    from rasa.shared.core.slots import Slot
     from rasa.shared.utils.schemas.events import EVENT_SCHEMA
     import jsonschema
 
@@ -124,6 +128,7 @@ STOCK_SCRIPT = textwrap.dedent("""
            "unchanged": [RemoteAction.__dict__["_validate_action_result"] is originals[0],
                          Event.__dict__["resolve_by_type"] is originals[1],
                          SQLTrackerStore.__dict__["__init__"] is originals[2]],
+           "slot_copy": "__copy__" in vars(Slot),
            "validate_module": RemoteAction._validate_action_result.__module__,
            "messages": [], "resolved": {}}
     action = RemoteAction("action_x", None)
@@ -303,7 +308,7 @@ replies = st.one_of(
 def test_quick_valid_says_valid_exactly_when_rasas_full_schema_does():
     seen = Counter()
 
-    @settings(max_examples=300, **QUICK)
+    @settings(max_examples=250, **QUICK)
     @given(reply=replies)
     def check(reply):
         valid = full_valid(reply)
@@ -320,7 +325,7 @@ def test_quick_valid_is_exact_for_each_event_type(name):
     seen = Counter()
     others = st.lists(st.one_of(typed_events, event), max_size=2)
 
-    @settings(max_examples=20, **QUICK)
+    @settings(max_examples=15, **QUICK)
     @given(events=st.lists(typed_event(name), min_size=1, max_size=2), before=others, after=others)
     def check(events, before, after):
         for reply in ({"events": events}, {"events": before + events + after, "responses": [{"text": "x"}]}):
@@ -332,7 +337,7 @@ def test_quick_valid_is_exact_for_each_event_type(name):
         assert speedups.quick_valid(broken) is False
 
     check()
-    assert seen[True] >= 2, seen
+    assert seen[True] >= 1, seen  # valid replies of this type came up (about 10 of 30 on average)
 
 
 @settings(max_examples=100, **QUICK)
@@ -421,10 +426,7 @@ def test_the_validator_is_built_once():
     assert speedups._by_event_type() is speedups._by_event_type()
 
 
-# --------------------------------------------------------------------------- error details
-
-
-
+# --------------------------------------------------------------------------- the patch itself, error details
 def test_the_patch_is_in_place_here():
     assert RemoteAction._validate_action_result is speedups.validate_action_result
     resolve = ev.Event.__dict__["resolve_by_type"]
@@ -543,6 +545,49 @@ def test_a_new_event_subclass_empties_the_memory():
 
     assert resolve("speedups_test_nieuw") is Brand
     assert resolve("slot") is ev.SlotSet
+
+
+# --------------------------------------------------------------------------- slot copies
+@pytest.fixture(scope="module")
+def domain():
+    return Domain.load(str(ROOT / "domain.yml"))
+
+
+def stock_copy(obj):
+    """What copy.copy makes without a __copy__: the __reduce_ex__(4) route."""
+    return copy._reconstruct(obj, None, *obj.__reduce_ex__(4))
+
+
+def test_slots_copy_like_stock_rasa(domain):
+    from rasa.shared.core.slots import Slot
+
+    assert vars(Slot)["__copy__"] is speedups.copy_slot
+    assert len(domain.slots) > 10
+    kinds = set()
+    for original in domain.slots:
+        slot = stock_copy(original)
+        slot.value = {"lijst": [1, 2]}  # a mutable value: the copy must share it, as copy.copy does
+        ours, theirs = copy.copy(slot), stock_copy(slot)
+        assert ours is not slot and type(ours) is type(slot) is type(theirs)
+        assert vars(ours) == vars(theirs) == vars(slot)
+        assert vars(ours) is not vars(slot)
+        assert all(vars(ours)[key] is vars(slot)[key] for key in vars(slot))  # shallow, as copy.copy
+        kinds.add(type(slot).__name__)
+    assert len(kinds) >= 3, kinds
+
+
+def test_trackers_do_not_share_slots(domain):
+    name = next(slot.name for slot in domain.slots if type(slot).__name__ == "TextSlot")
+    before = domain.slots[[s.name for s in domain.slots].index(name)].value
+    one = DialogueStateTracker("een", domain.slots)
+    two = DialogueStateTracker("twee", domain.slots)
+    one.update(ev.SlotSet(name, "waarde een"))
+    assert one.get_slot(name) == "waarde een"
+    assert two.get_slot(name) == before
+    assert domain.slots[[s.name for s in domain.slots].index(name)].value == before
+    three = one.copy()
+    three.update(ev.SlotSet(name, "waarde drie"))
+    assert one.get_slot(name) == "waarde een" and three.get_slot(name) == "waarde drie"
 
 
 # --------------------------------------------------------------------------- SQLite tracker store
@@ -674,6 +719,7 @@ def test_bot_speedups_0_patches_nothing(stock_rasa):
     assert stock_rasa["apply"] is False
     assert stock_rasa["applied"] is False
     assert stock_rasa["unchanged"] == [True, True, True]
+    assert stock_rasa["slot_copy"] is False
     assert stock_rasa["validate_module"] == "rasa.core.actions.action"
 
 
