@@ -472,6 +472,10 @@ def section_fuzz(bench: Bench) -> Section:
     bot = bench.ensure_bot()
     result = fuzz.run_fuzz(bot.rasa_url, total=300 if bench.quick else 10_000, seed=bench.seed)
     section = Section("Fuzz: hostile messages")
+    for channel in result["channels"]:
+        for key, label in (("crashes", "crashes"), ("5xx", "HTTP 5xx")):
+            section.rows.append(Row(f"fuzz, {channel['channel']}: {label} of {channel['sent']} messages",
+                                    str(channel[key]), "0", "ok" if channel[key] == 0 else "SHORT"))
     section.body = fuzz.markdown(result)
     section.data = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
     return section
@@ -584,14 +588,17 @@ def render(sections: List[Section], facts: Dict[str, str], bench: Bench, seconds
         lines += [f"- {title}: {row.metric} = {row.value} (target {row.target})." for title, row in short]
     else:
         lines.append("- Nothing measured here misses its target on this run.")
-    busy = [c for c in bench.contention if c[1] > 1.5 or c[2] > 0]
     lines += ["", "## Contention", ""]
-    if busy:
-        lines.append("Other engineers ran servers, tests and trainings on this 2-core machine during the run, "
-                     "so latency and timings are pessimistic:")
-        lines += [f"- {name}: load average {load:.2f}, {n} other Rasa processes" for name, load, n in busy]
+    others = [c for c in bench.contention if c[2] > 0]
+    if others:
+        lines.append("Other Rasa servers or trainings ran on this 2-core machine during these sections, "
+                     "so their latency and timings are pessimistic:")
+        lines += [f"- {name}: load average {load:.2f}, {n} other Rasa processes" for name, load, n in others]
     else:
-        lines.append("The machine was otherwise quiet during the measured sections (load average ≤ 1.5).")
+        lines.append("No other Rasa server or training ran on the machine during the measured sections.")
+    if bench.contention:
+        lines.append("1-minute load average at the start of each section (mostly the benchmark's own previous "
+                     "section): " + ", ".join(f"{name} {load:.2f}" for name, load, _ in bench.contention) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -374,3 +374,27 @@ def test_toolbar_read_aloud_text_size_contrast_and_new_conversation(chromium, bo
     assert page.evaluate("() => document.activeElement.id") == "gc-input"
     assert page.errors == []
     page.context.close()
+
+
+def test_a_very_long_message_is_refused_in_dutch_and_kept_in_the_input(chromium, bot):
+    """70,000 characters (a pasted document): more than a socket.io frame may carry.
+
+    The widget says the message is too long, sends nothing and keeps the text so
+    the citizen can shorten it; the connection stays up and the next message is
+    answered.
+    """
+    page = open_chat(chromium, bot)
+    bots_before = len(bot_texts(page))
+    users_before = len(user_texts(page))
+    long_text = "Ik heb een vraag over mijn paspoort. " * 1900  # ~70,000 characters
+    page.fill("#gc-input", long_text)
+    page.press("#gc-input", "Enter")
+    page.wait_for_function(f"() => document.querySelectorAll('.gc-msg--bot .gc-bubble').length > {bots_before}")
+    assert bot_texts(page)[-1].endswith("Uw bericht is te lang. Typt u een korter bericht?")
+    assert len(user_texts(page)) == users_before  # nothing was sent
+    assert page.input_value("#gc-input") == long_text  # nothing was lost
+    assert page.locator(".gc-root").get_attribute("data-busy") == "false"
+    say(page, "wat kost een paspoort")
+    assert user_texts(page)[-1] == "wat kost een paspoort"
+    assert "paspoort" in bot_texts(page)[-1].lower()
+    page.context.close()

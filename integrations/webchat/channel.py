@@ -365,6 +365,10 @@ def widget_config(gemeente: Optional[Mapping[str, Any]] = None) -> Dict[str, Any
         "gemeente": str((g.get("gemeente") or {}).get("naam") or ""),
         "colours": {"primary": primary, "on_primary": on_primary},
         "socket_path": SOCKETIO_PATH,
+        # The widget refuses longer messages itself and keeps the text in the input box:
+        # a socket.io frame over MAX_SOCKET_BUFFER_BYTES would drop the connection instead.
+        "max_message_chars": MAX_MESSAGE_CHARS,
+        "too_long_text": TEXTS["too_long"],
     }
 
 

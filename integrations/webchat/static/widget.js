@@ -641,6 +641,13 @@
   function sendMessage(text, buttonTitle) {
     text = String(text || "").trim();
     if (!text) { return false; }
+    // Too long: say so and send nothing; the text stays in the input box to shorten.
+    // (The server refuses it too, but a very long one would break the connection.)
+    const limit = state.config.max_message_chars || 4000;
+    if (Array.from(text).length > limit) {
+      addBotMessage({ text: state.config.too_long_text || "Uw bericht is te lang. Typt u een korter bericht?" }, true);
+      return false;
+    }
     addUserMessage(buttonTitle || text);
     const item = { text, title: buttonTitle || null };
     if (!emitMessage(item)) {
