@@ -110,16 +110,27 @@ class FastSQLTrackerStore(SQLTrackerStore):
             return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         return None
 
+    # -- what the stores here may change: how one event is stored and read ----
+    def event_from_row(self, data: str) -> Dict[str, Any]:
+        """The event dict of one stored ``data`` value."""
+        return json.loads(data)
+
+    def write_new_events(self, conn: Any, sender_id: Text, events: Sequence[Event], stored: int) -> None:
+        """Store ``events[stored:]`` (``events``: the whole tracker, ``stored``: already in the table)."""
+        new = events[stored:]
+        self.insert_events(conn, sender_id, new, [event.as_dict() for event in new])
+
     # -- Rasa's interface ------------------------------------------------------
     async def _retrieve(self, sender_id: Text,
                         fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
         with self.engine.connect() as conn:
             rows = self.event_rows(conn, sender_id, fetch_events_from_all_sessions)
-        return self._tracker(sender_id, (json.loads(data) for _, data in rows))
+        return self._tracker(sender_id, (self.event_from_row(data) for _, data in rows))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         with self.engine.begin() as conn:
             stored = self.stored_count(conn, tracker.sender_id)
-            new = list(tracker.events)[stored:]
-            self.insert_events(conn, tracker.sender_id, new, [event.as_dict() for event in new])
+            events = list(tracker.events)
+            if stored < len(events):
+                self.write_new_events(conn, tracker.sender_id, events, stored)

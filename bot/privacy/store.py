@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, Optional, Set, Text, Tuple
+from typing import Any, Dict, Optional, Sequence, Set, Text, Tuple
 
 import sqlalchemy as sa
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.events import Event
 
 from bot.privacy import logs
 from bot.privacy.masking import public_findings
@@ -78,25 +78,16 @@ class MaskingSQLTrackerStore(FastSQLTrackerStore):
                 personal_slot_names(), public_findings()))
         return self._protector_for[1]
 
-    async def _retrieve(self, sender_id: Text,
-                        fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        with self.engine.connect() as conn:
-            rows = self.event_rows(conn, sender_id, fetch_events_from_all_sessions)
-        return self._tracker(sender_id, (self.protector.reveal(json.loads(data)) for _, data in rows))
+    def event_from_row(self, data: str) -> Dict[str, Any]:
+        return self.protector.reveal(json.loads(data))
 
-    async def save(self, tracker: DialogueStateTracker) -> None:
-        await self.stream_events(tracker)
+    def write_new_events(self, conn: Any, sender_id: Text, events: Sequence[Event], stored: int) -> None:
         protector = self.protector
-        with self.engine.begin() as conn:
-            stored = self.stored_count(conn, tracker.sender_id)
-            all_events = list(tracker.events)
-            if stored >= len(all_events):
-                return
-            dicts = [event.as_dict() for event in all_events]
-            self.insert_events(conn, tracker.sender_id, all_events[stored:], protector.protect(dicts, stored))
-            scrub = protector.slots_to_scrub(dicts, stored)
-            if scrub:
-                self._scrub(conn, tracker.sender_id, scrub)
+        dicts = [event.as_dict() for event in events]
+        self.insert_events(conn, sender_id, events[stored:], protector.protect(dicts, stored))
+        scrub = protector.slots_to_scrub(dicts, stored)
+        if scrub:
+            self._scrub(conn, sender_id, scrub)
 
     def _scrub(self, conn: Any, sender_id: Text, slots: Set[str]) -> int:
         """Overwrite stored encrypted values of ``slots``: the answers are not needed anymore."""
