@@ -39,6 +39,7 @@ of our own instead, bot/tracker_store.py, chosen in endpoints.yml.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any, Dict, Optional
@@ -47,49 +48,46 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_RASA = "3.6."
 _applied = False
-_validator: Optional[Any] = None
-_event_validators: Optional[Dict[str, Any]] = None
-_responses_validator: Optional[Any] = None
 
 
 def enabled() -> bool:
     return os.environ.get("BOT_SPEEDUPS", "1").strip().lower() not in {"0", "false", "off", "no"}
 
 
+def _checked_validator(schema: Dict[str, Any]) -> Any:
+    """A jsonschema validator for ``schema``, the schema checked against its meta-schema once."""
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _reply_schema() -> Dict[str, Any]:
+    from rasa.core.actions.action import RemoteAction
+
+    return RemoteAction.action_response_format_spec()
+
+
+@functools.lru_cache(maxsize=None)
 def _action_result_validator() -> Any:
-    """One validator for Rasa's action reply schema, the schema checked once."""
-    global _validator
-    if _validator is None:
-        from jsonschema.validators import validator_for
-        from rasa.core.actions.action import RemoteAction
-
-        schema = RemoteAction.action_response_format_spec()
-        cls = validator_for(schema)
-        cls.check_schema(schema)
-        _validator = cls(schema)
-    return _validator
+    """One validator for Rasa's whole action reply schema (errors come from this one)."""
+    return _checked_validator(_reply_schema())
 
 
+@functools.lru_cache(maxsize=None)
+def _responses_validator() -> Any:
+    return _checked_validator(_reply_schema()["properties"]["responses"])
+
+
+@functools.lru_cache(maxsize=None)
 def _by_event_type() -> Dict[str, Any]:
     """One validator per event type: the shared part of the event schema plus that type's own part."""
-    global _event_validators, _responses_validator
-    if _event_validators is None:
-        from jsonschema.validators import validator_for
-        from rasa.core.actions.action import RemoteAction
-        from rasa.shared.utils.schemas.events import EVENT_SCHEMA
+    from rasa.shared.utils.schemas.events import EVENT_SCHEMA
 
-        shared = {k: v for k, v in EVENT_SCHEMA.items() if k != "oneOf"}
-        validators: Dict[str, Any] = {}
-        for variant in EVENT_SCHEMA["oneOf"]:
-            name = variant["properties"]["event"]["const"]
-            schema = {**shared, "allOf": [variant]}
-            cls = validator_for(schema)
-            cls.check_schema(schema)
-            validators[name] = cls(schema)
-        responses = RemoteAction.action_response_format_spec()["properties"]["responses"]
-        _responses_validator = validator_for(responses)(responses)
-        _event_validators = validators
-    return _event_validators
+    shared = {k: v for k, v in EVENT_SCHEMA.items() if k != "oneOf"}
+    return {variant["properties"]["event"]["const"]: _checked_validator({**shared, "allOf": [variant]})
+            for variant in EVENT_SCHEMA["oneOf"]}
 
 
 def quick_valid(result: Any) -> bool:
@@ -97,7 +95,7 @@ def quick_valid(result: Any) -> bool:
     if not isinstance(result, dict):
         return False
     validators = _by_event_type()
-    if "responses" in result and not _responses_validator.is_valid(result["responses"]):
+    if "responses" in result and not _responses_validator().is_valid(result["responses"]):
         return False
     events = result.get("events", [])
     if not isinstance(events, list):
