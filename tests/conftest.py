@@ -54,3 +54,22 @@ def bot(tmp_path_factory):
 
 
 IDENTITY_TEST_SECRET = "test-identity-secret-for-the-rest-tests-0123456789"
+
+
+@pytest.fixture
+def pg_schema(monkeypatch):
+    """A fresh PostgreSQL schema that Rasa's SQL tracker stores use (POSTGRESQL_SCHEMA).
+
+    Yields (base URL, schema name, autocommit admin engine); dropped afterwards.
+    """
+    base = make_url(os.environ.get("TEST_PG_URL", DEFAULT_TEST_PG_URL))
+    schema = f"ts_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    monkeypatch.setenv("POSTGRESQL_SCHEMA", schema)
+    yield base, schema, admin
+    with admin.connect() as conn:
+        conn.execute(text("SET lock_timeout = '10s'"))
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -20,7 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.privacy.masking import mask_text, normalise, public_findings
@@ -239,21 +239,6 @@ def test_every_log_line_is_masked_even_after_rasa_replaces_the_handlers():
 
 
 # --------------------------------------------------------------------------- the store on PostgreSQL
-@pytest.fixture
-def pg_schema(monkeypatch):
-    base = make_url(os.environ.get("TEST_PG_URL", DEFAULT_TEST_PG_URL))
-    schema = f"priv_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, future=True, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    monkeypatch.setenv("POSTGRESQL_SCHEMA", schema)
-    yield base, schema, admin
-    with admin.connect() as conn:
-        conn.execute(text("SET lock_timeout = '10s'"))
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="module")
 def domain():
     from rasa.shared.core.domain import Domain

@@ -6,15 +6,11 @@ same, on SQLite (embedded profile) and on PostgreSQL (production profile).
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from tests.conftest import DEFAULT_TEST_PG_URL
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,28 +132,14 @@ def test_sqlite_uses_a_pool_and_the_wal_journal(tmp_path, domain):
     assert len(asyncio.run(store.retrieve_full_tracker(sender)).events) == len(_events(0, True))
 
 
-@pytest.fixture
-def pg_schema(monkeypatch):
-    base = make_url(os.environ.get("TEST_PG_URL", DEFAULT_TEST_PG_URL))
-    schema = f"ts_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, future=True, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    monkeypatch.setenv("POSTGRESQL_SCHEMA", schema)
-    yield base
-    with admin.connect() as conn:
-        conn.execute(text("SET lock_timeout = '10s'"))
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 def test_same_trackers_as_rasa_on_postgresql(pg_schema, domain):
     from rasa.core.tracker_store import SQLTrackerStore
 
     from bot.tracker_store import FastSQLTrackerStore
 
-    kwargs = dict(domain=domain, dialect="postgresql", host=pg_schema.host, port=pg_schema.port,
-                  db=pg_schema.database, username=pg_schema.username, password=pg_schema.password or "")
+    base, _, _ = pg_schema
+    kwargs = dict(domain=domain, dialect="postgresql", host=base.host, port=base.port,
+                  db=base.database, username=base.username, password=base.password or "")
     fast = FastSQLTrackerStore(**kwargs)
     rasa = SQLTrackerStore(**kwargs)
     try:
