@@ -197,9 +197,8 @@ def section_load_production(bench: B.Bench) -> B.Section:
     cluster = start_production(bench.workdir / "production", instances=2,
                                extra_env={"WEBCHAT_RATE_LIMIT": "100000"})
     try:
-        for url in cluster.rasa_urls:
-            B.requests.post(f"{url}/webhooks/rest/webhook", json={"sender": B.new_sender(), "message": "hallo"},
-                            timeout=120).raise_for_status()
+        for instance in range(len(cluster.rasa_urls)):
+            cluster.say(instance, B.new_sender(), "hallo", timeout=120)
         pids = {name: proc.pid for name, proc in cluster.procs.items()}
         data = measure(bench, "production", cluster.rasa_urls, pids)
     finally:

@@ -26,6 +26,7 @@ from typing import Dict, List, Tuple
 from scripts import bench as B
 
 SECONDS = 30
+RATE_HZ = 200  # py-spy samples per second
 CLIENTS = 8
 
 # Innermost frame's file → group; the first match wins.
@@ -94,7 +95,7 @@ def profile_once(bench: B.Bench, name: str, env: Dict[str, str], tracker_store: 
         raw = Path(tempfile.mkstemp(prefix=f"pyspy-{name}-", suffix=".txt", dir=bench.workdir)[1])
         seconds = 8 if bench.quick else SECONDS
         spy = subprocess.Popen([py_spy(), "record", "--pid", str(rasa.pid), "--duration", str(seconds),
-                                "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(raw)],
+                                "--rate", str(RATE_HZ), "--format", "raw", "--nonblocking", "--output", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         result: Dict[str, object] = {}
         runner = threading.Thread(target=lambda: result.update(
@@ -105,7 +106,8 @@ def profile_once(bench: B.Bench, name: str, env: Dict[str, str], tracker_store: 
         if spy.returncode != 0:
             raise RuntimeError(f"py-spy failed: {err.strip()[-300:]}")
         total, groups = aggregate(raw)
-        return {"rate": result["rate"], "p50_ms": result["p50_ms"], "total": total, "groups": dict(groups)}
+        return {"rate": result["rate"], "p50_ms": result["p50_ms"], "seconds": seconds, "total": total,
+                "groups": dict(groups)}
     finally:
         bot.stop()
 
@@ -125,10 +127,10 @@ def section_profile(bench: B.Bench) -> B.Section:
     names = sorted(set(ours["groups"]) | set(off["groups"]),
                    key=lambda n: -off["groups"].get(n, 0) / max(off["total"], 1))
     # CPU milliseconds per message: share of busy samples × sampling interval / messages.
-    interval_ms = 1000 / 200
+    interval_ms = 1000 / RATE_HZ
 
     def per_message(data: Dict[str, object], group: str) -> float:
-        return data["groups"].get(group, 0) * interval_ms / (data["rate"] * (8 if bench.quick else SECONDS))
+        return data["groups"].get(group, 0) * interval_ms / (data["rate"] * data["seconds"])
 
     lines = ["| Where (innermost frame) | fixes off: share | ms/message | ours: share | ms/message |",
              "|---|---|---|---|---|"]
@@ -146,7 +148,7 @@ def section_profile(bench: B.Bench) -> B.Section:
         B.Row("Rasa server CPU per message, fixes off → ours", f"{total_off:.1f} → {total_ours:.1f} ms"),
     ]
     section.notes = [
-        f"`py-spy record --rate 200 --nonblocking` on the Rasa server for {SECONDS} s while {CLIENTS} clients "
+        f"`py-spy record --rate {RATE_HZ} --nonblocking` on the Rasa server for {SECONDS} s while {CLIENTS} clients "
         "send mixed FAQ and melding conversations without waiting; both runs use our pipeline (config.yml), "
         "so the difference is bot/speedups.py and bot/tracker_store.py only. Idle event-loop samples and the "
         "insights refresh thread are left out. Sampling under ptrace slows the server a little; the msg/s "
