@@ -139,3 +139,25 @@ def tab_to(page: Any, predicate_js: str, max_presses: int = 60, shift: bool = Fa
         if page.evaluate(f"() => {{ const el = document.activeElement; return !!(({predicate_js})(el)); }}"):
             return True
     return False
+
+
+# -- the chat widget (website and Digitaal Hulpplein) ---------------------------
+
+def wait_idle(page: Any) -> None:
+    """Until the bot finished answering (the widget got the server's typing=false)."""
+    page.wait_for_selector('.gc-root[data-busy="false"]', state="attached")
+
+
+def say(page: Any, text: str) -> None:
+    page.fill("#gc-input", text)
+    page.press("#gc-input", "Enter")
+    wait_idle(page)
+
+
+def click_reply(page: Any, title: str) -> None:
+    page.locator(".gc-replies").get_by_role("button", name=title, exact=True).click()
+    wait_idle(page)
+
+
+def bot_texts(page: Any) -> List[str]:
+    return page.locator(".gc-msg--bot .gc-bubble").all_inner_texts()

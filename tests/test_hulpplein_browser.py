@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from bot import config
-from tests.browser import axe_violations, chromium, describe_violations, new_page  # noqa: F401 (fixture)
+from tests.browser import (axe_violations, bot_texts, chromium, click_reply,  # noqa: F401 (fixture)
+                           describe_violations, new_page, say, wait_idle)
 from tests.servers import ROOT, new_sender, start_bot
 from tests.test_webchat_channel import ChatClient
 
@@ -51,10 +52,6 @@ def bot(tmp_path_factory):
 # ----------------------------------------------------------------------------- helpers
 
 
-def wait_idle(page: Any) -> None:
-    page.wait_for_selector('.gc-root[data-busy="false"]', state="attached")
-
-
 def open_page(page: Any, bot: Any, query: str = "") -> None:
     page.goto(f"{bot.rasa_url}/hulpplein{query}")
     page.wait_for_selector('body[data-ready="true"]', state="attached")
@@ -67,21 +64,6 @@ def new_visitor(page: Any, consent: bool = True) -> None:
     page.get_by_role("button", name="Ja, dat mag" if consent else "Nee, ik vul het zelf in").click()
     page.wait_for_selector(".gc-msg--bot .gc-reply")
     wait_idle(page)
-
-
-def say(page: Any, text: str) -> None:
-    page.fill("#gc-input", text)
-    page.press("#gc-input", "Enter")
-    wait_idle(page)
-
-
-def click_reply(page: Any, title: str) -> None:
-    page.locator(".gc-replies").get_by_role("button", name=title, exact=True).click()
-    wait_idle(page)
-
-
-def bot_texts(page: Any) -> List[str]:
-    return page.locator(".gc-msg--bot .gc-bubble").all_inner_texts()
 
 
 def chat_text(page: Any) -> str:

@@ -14,8 +14,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.browser import (axe_violations, chromium, describe_violations,  # noqa: F401 (fixture)
-                           horizontal_overflow, new_page, small_targets, tab_to)
+from tests.browser import (axe_violations, bot_texts, chromium, click_reply,  # noqa: F401 (fixture)
+                           describe_violations, horizontal_overflow, new_page, say, small_targets, tab_to,
+                           wait_idle)
 from tests.servers import ROOT, start_bot
 
 SCREENSHOT = ROOT / "docs" / "img" / "widget.png"
@@ -40,11 +41,6 @@ def bot(tmp_path_factory):
 # ----------------------------------------------------------------------------- helpers
 
 
-def wait_idle(page: Any) -> None:
-    """Until the bot finished answering (the widget got the server's typing=false)."""
-    page.wait_for_selector('.gc-root[data-busy="false"]', state="attached")
-
-
 def load_demo(page: Any, bot: Any, path: str = "/demo") -> None:
     page.goto(bot.rasa_url + path)
     page.wait_for_selector('.gc-root[data-ready="true"]', state="attached")
@@ -58,21 +54,6 @@ def open_chat(browser: Any, bot: Any, **kwargs: Any) -> Any:
     page.wait_for_selector(".gc-msg--bot .gc-reply")
     wait_idle(page)
     return page
-
-
-def say(page: Any, text: str) -> None:
-    page.fill("#gc-input", text)
-    page.press("#gc-input", "Enter")
-    wait_idle(page)
-
-
-def click_reply(page: Any, title: str) -> None:
-    page.locator(".gc-replies").get_by_role("button", name=title, exact=True).click()
-    wait_idle(page)
-
-
-def bot_texts(page: Any) -> List[str]:
-    return page.locator(".gc-msg--bot .gc-bubble").all_inner_texts()
 
 
 def user_texts(page: Any) -> List[str]:
